@@ -1,0 +1,3 @@
+module berth/sandboxd
+
+go 1.22

@@ -1,0 +1,79 @@
+// The one place Berth reads its environment. Every process calls loadConfig() at start; a wrong or
+// missing value stops it with a message naming the variable. .env.example documents each one.
+import path from 'node:path';
+import { z } from 'zod';
+
+const seconds = (def: number) => z.coerce.number().positive().default(def);
+const port = (def: number) => z.coerce.number().int().min(1).max(65535).default(def);
+const bool = (def: boolean) =>
+  z.enum(['true', 'false', '1', '0']).default(def ? 'true' : 'false').transform((v) => v === 'true' || v === '1');
+
+export const configSchema = z.object({
+  BERTH_DATA_DIR: z.string().default('.data'),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgresql://berth@127.0.0.1:54320/berth'),
+  TEMPORAL_ADDRESS: z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port').default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_UI_URL: z.url().default('http://127.0.0.1:8233'),
+  BERTH_TASK_QUEUE: z.string().min(1).default('berth-sessions'),
+  LITELLM_GATEWAY_URL: z.url().optional(),
+  LITELLM_API_KEY: z.string().min(1).optional(),
+  BERTH_ADMIN_API_KEY: z.string().min(16, 'use at least 16 characters').optional(),
+  PORT: port(3000),
+  BERTH_HOST: z.string().default('127.0.0.1'),
+  BERTH_SANDBOX_BACKEND: z.enum(['local', 'kubernetes']).default('local'),
+  BERTH_IDLE_TIMEOUT_S: seconds(600),
+  BERTH_MAX_STEPS: z.coerce.number().int().min(1).max(1000).default(50),
+  BERTH_TOOL_TIMEOUT_S: seconds(120),
+  BERTH_TOOL_OUTPUT_LIMIT: z.coerce.number().int().min(1024).default(32_768),
+  BERTH_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  BERTH_SANDBOX_MEMORY_MB: z.coerce.number().int().min(64).default(2048),
+  BERTH_SANDBOX_CPU_S: z.coerce.number().int().min(1).default(3600),
+  BERTH_SANDBOX_PIDS: z.coerce.number().int().min(16).default(512),
+  BERTH_SANDBOX_FILE_MB: z.coerce.number().int().min(1).default(1024),
+  // Sessions continue-as-new at Temporal's suggestion, or earlier at this many history events (tests set it low).
+  BERTH_CONTINUE_AS_NEW_EVENTS: z.coerce.number().int().min(100).default(10_000),
+  BERTH_WORKER_CONCURRENCY: z.coerce.number().int().min(1).default(200),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  LOG_PRETTY: bool(false),
+});
+
+export type Config = z.infer<typeof configSchema> & {
+  /** Absolute data directory (BERTH_DATA_DIR resolved against the working directory). */
+  dataDir: string;
+  /** Variables named CONTAINER_ENV_X in the platform's environment, as { X: value }, for every sandbox. */
+  containerEnv: Record<string, string>;
+};
+
+export class ConfigError extends Error {}
+
+export function parseConfig(env: NodeJS.ProcessEnv): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration (see .env.example):\n${lines.join('\n')}`);
+  }
+  const containerEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (k.startsWith('CONTAINER_ENV_') && k.length > 'CONTAINER_ENV_'.length && v !== undefined) {
+      containerEnv[k.slice('CONTAINER_ENV_'.length)] = v;
+    }
+  }
+  return { ...parsed.data, dataDir: path.resolve(parsed.data.BERTH_DATA_DIR), containerEnv };
+}
+
+let cached: Config | undefined;
+
+/** The process's config; on a bad environment, prints the problem and exits. */
+export function loadConfig(): Config {
+  if (cached) return cached;
+  try {
+    cached = parseConfig(process.env);
+    return cached;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+}

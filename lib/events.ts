@@ -1,0 +1,103 @@
+// The per-session event log: what SSE clients read. Activities append (idempotently, by key);
+// a trigger NOTIFYs on every insert; each web process holds one LISTEN connection and fans out.
+import pg from 'pg';
+import { db } from './db.ts';
+import { loadConfig } from './config.ts';
+import type { NewSessionEvent, SessionEvent, SessionEventType } from './types.ts';
+
+/**
+ * Appends events in order, each with the session's next seq. An event whose key was already written
+ * (a retried activity) is skipped and takes no seq. Returns the seqs of the events written.
+ */
+export async function appendEvents(sessionId: string, events: NewSessionEvent[]): Promise<number[]> {
+  if (events.length === 0) return [];
+  const keys = events.map((e) => e.key);
+  const types = events.map((e) => e.type);
+  const data = events.map((e) => JSON.stringify(e.data));
+  // One statement: lock the session row, drop keys already present, number the rest.
+  const rows = await db().$queryRaw<{ seq: bigint }[]>`
+    WITH input AS (
+      SELECT k, t, d::jsonb AS d, ord
+      FROM unnest(${keys}::text[], ${types}::text[], ${data}::text[]) WITH ORDINALITY AS u(k, t, d, ord)
+      WHERE NOT EXISTS (SELECT 1 FROM session_events e WHERE e.session_id = ${sessionId} AND e.key = u.k)
+    ),
+    bump AS (
+      UPDATE sessions SET last_event_seq = last_event_seq + (SELECT count(*) FROM input)
+      WHERE id = ${sessionId}
+      RETURNING last_event_seq - (SELECT count(*) FROM input) AS base
+    )
+    INSERT INTO session_events (session_id, seq, key, type, data)
+    SELECT ${sessionId}, bump.base + row_number() OVER (ORDER BY input.ord), input.k, input.t, input.d
+    FROM input, bump
+    ON CONFLICT DO NOTHING
+    RETURNING seq`;
+  return rows.map((r) => Number(r.seq));
+}
+
+export async function listEvents(sessionId: string, afterSeq: number, limit = 500): Promise<SessionEvent[]> {
+  const rows = await db().sessionEvent.findMany({
+    where: { sessionId, seq: { gt: BigInt(afterSeq) } },
+    orderBy: { seq: 'asc' },
+    take: limit,
+  });
+  return rows.map((r) => ({
+    seq: Number(r.seq),
+    type: r.type as SessionEventType,
+    data: r.data as Record<string, unknown>,
+    createdAt: r.createdAt.toISOString(),
+  }));
+}
+
+type Listener = (seq: number) => void;
+
+/** One LISTEN connection per process; subscribers are woken with the newest seq of their session. */
+export class EventBus {
+  private client: pg.Client | undefined;
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private connecting: Promise<void> | undefined;
+
+  async start(): Promise<void> {
+    this.connecting ??= this.connect();
+    return this.connecting;
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: loadConfig().DATABASE_URL });
+    client.on('notification', (n) => {
+      const payload = n.payload ?? '';
+      const i = payload.lastIndexOf(':');
+      const set = this.listeners.get(payload.slice(0, i));
+      if (set) for (const l of set) l(Number(payload.slice(i + 1)));
+    });
+    client.on('error', () => {
+      // Reconnect; subscribers poll on wake-up, so a missed notification only delays them.
+      this.client = undefined;
+      this.connecting = undefined;
+      setTimeout(() => void this.start().then(() => this.wakeAll()).catch(() => undefined), 500);
+    });
+    await client.connect();
+    await client.query('LISTEN session_events');
+    this.client = client;
+  }
+
+  private wakeAll(): void {
+    for (const set of this.listeners.values()) for (const l of set) l(-1);
+  }
+
+  subscribe(sessionId: string, listener: Listener): () => void {
+    let set = this.listeners.get(sessionId);
+    if (!set) this.listeners.set(sessionId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(sessionId);
+    };
+  }
+
+  async stop(): Promise<void> {
+    const c = this.client;
+    this.client = undefined;
+    this.connecting = undefined;
+    await c?.end().catch(() => undefined);
+  }
+}
