@@ -2,6 +2,7 @@
 // missing value stops it with a message naming the variable. .env.example documents each one.
 import path from 'node:path';
 import { z } from 'zod';
+import type { SessionLimits } from './types.ts';
 
 const seconds = (def: number) => z.coerce.number().positive().default(def);
 const port = (def: number) => z.coerce.number().int().min(1).max(65535).default(def);
@@ -31,6 +32,8 @@ export const configSchema = z.object({
   BERTH_SANDBOX_PIDS: z.coerce.number().int().min(16).default(512),
   BERTH_SANDBOX_FILE_MB: z.coerce.number().int().min(1).default(1024),
   // Sessions continue-as-new at Temporal's suggestion, or earlier at this many history events (tests set it low).
+  // How long an activity may go silent before Temporal retries it elsewhere (a crashed worker's turn resumes after this).
+  BERTH_HEARTBEAT_TIMEOUT_S: seconds(10),
   BERTH_CONTINUE_AS_NEW_EVENTS: z.coerce.number().int().min(100).default(10_000),
   BERTH_WORKER_CONCURRENCY: z.coerce.number().int().min(1).default(200),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
@@ -59,6 +62,17 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     }
   }
   return { ...parsed.data, dataDir: path.resolve(parsed.data.BERTH_DATA_DIR), containerEnv };
+}
+
+/** The limits a new session is started with (part of its workflow input). */
+export function sessionLimits(config: Config): SessionLimits {
+  return {
+    idleTimeoutS: config.BERTH_IDLE_TIMEOUT_S,
+    maxSteps: config.BERTH_MAX_STEPS,
+    toolTimeoutS: config.BERTH_TOOL_TIMEOUT_S,
+    heartbeatTimeoutS: config.BERTH_HEARTBEAT_TIMEOUT_S,
+    continueAsNewEvents: config.BERTH_CONTINUE_AS_NEW_EVENTS,
+  };
 }
 
 let cached: Config | undefined;

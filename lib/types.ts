@@ -29,6 +29,7 @@ export interface SessionLimits {
   idleTimeoutS: number;
   maxSteps: number;
   toolTimeoutS: number;
+  heartbeatTimeoutS: number;
   /** Continue-as-new once history has this many events, even if Temporal has not suggested it. */
   continueAsNewEvents: number;
 }
