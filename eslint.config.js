@@ -14,7 +14,10 @@ export default tseslint.config(
     // Workflow code must be deterministic: no clocks, randomness, I/O or Node built-ins.
     files: ['workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['node:*', 'pg', '@prisma/*', '../activities/*', '../lib/db*', '../lib/config*'] }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['node:*', 'pg', '@prisma/*', '../activities/*', '../lib/*', '!../lib/types*'], allowTypeImports: true }] },
+      ],
       'no-restricted-globals': ['error', 'setTimeout', 'setInterval', 'fetch', 'process'],
     },
   },

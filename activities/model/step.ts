@@ -1,0 +1,95 @@
+// The model step: one streamed completion from the gateway. Text goes to the event log as it
+// arrives (never through Temporal history); the finished reply goes to the transcript.
+import { Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
+import { appendEvents } from '../../lib/events.ts';
+import type { Config } from '../../lib/config.ts';
+import type { AgentSpec, ModelStepResult, QueuedMessage, ToolCall } from '../../lib/types.ts';
+import { toolDefinitions } from '../tools/definitions.ts';
+import { CoalescingWriter, findMessage, recordMessage, turnEndKey, withHeartbeat } from '../transcript.ts';
+import { buildContext } from './context.ts';
+import { streamChat } from './gateway.ts';
+
+export interface ModelStepInput {
+  sessionId: string;
+  turn: number;
+  step: number;
+  agent: AgentSpec;
+  /** The seq the assistant's reply is recorded under. */
+  assistantSeq: number;
+  /** On a turn's first step: the user message that starts it, recorded first. */
+  userMessage?: QueuedMessage;
+}
+
+export function makeModelStep(config: Config) {
+  const gateway = { url: config.LITELLM_GATEWAY_URL ?? '', apiKey: config.LITELLM_API_KEY };
+
+  return async function modelStep(input: ModelStepInput): Promise<ModelStepResult> {
+    const { sessionId, turn, step, agent, assistantSeq, userMessage } = input;
+    const ctx = Context.current();
+    const attempt = ctx.info.attempt;
+    if (userMessage) {
+      await recordMessage({ sessionId, seq: userMessage.seq, turn, role: 'user', content: userMessage.content, id: userMessage.messageId });
+    }
+
+    // An earlier attempt finished the reply before its worker died: reuse it, do not ask again.
+    const done = await findMessage(sessionId, assistantSeq);
+    if (done) {
+      const reply: ModelStepResult = {
+        content: done.content,
+        toolCalls: (done.toolCalls as ToolCall[] | null) ?? [],
+        usage: { promptTokens: done.promptTokens, completionTokens: done.completionTokens },
+      };
+      await completeTurnIfFinal(sessionId, turn, reply);
+      return reply;
+    }
+
+    if (attempt > 1) {
+      await appendEvents(sessionId, [{ key: `t${turn}.s${step}.a${attempt}.retry`, type: 'step.retry', data: { turn, step, attempt } }]);
+    }
+    const deltas = new CoalescingWriter(sessionId, `t${turn}.s${step}.a${attempt}.d`, (text) => ({
+      type: 'message.delta',
+      data: { turn, step, attempt, text },
+    }));
+    let partial = '';
+    try {
+      const messages = await buildContext(sessionId, agent);
+      const tools = toolDefinitions(agent.tools);
+      const reply = await withHeartbeat(() =>
+        streamChat(
+          gateway,
+          { model: agent.model, messages, ...(tools.length ? { tools } : {}) },
+          (text) => {
+            partial += text;
+            deltas.push(text);
+          },
+          ctx.cancellationSignal,
+        ),
+      );
+      await deltas.close();
+      await recordMessage({ sessionId, seq: assistantSeq, turn, role: 'assistant', content: reply.content, toolCalls: reply.toolCalls, usage: reply.usage });
+      await completeTurnIfFinal(sessionId, turn, reply);
+      return reply;
+    } catch (err) {
+      await deltas.close();
+      if (ctx.cancellationSignal.aborted) {
+        // Keep what the user already saw streaming in, so the transcript matches the screen.
+        if (partial) await recordMessage({ sessionId, seq: assistantSeq, turn, role: 'assistant', content: partial });
+        throw new CancelledFailure('model step aborted');
+      }
+      throw err;
+    }
+  };
+}
+
+// A reply without tool calls ends the turn; saying so here saves the workflow an activity per turn.
+async function completeTurnIfFinal(sessionId: string, turn: number, reply: ModelStepResult): Promise<void> {
+  if (reply.toolCalls.length > 0) return;
+  await appendEvents(sessionId, [
+    {
+      key: turnEndKey(turn),
+      type: 'turn.completed',
+      data: { turn, text: reply.content, usage: { prompt_tokens: reply.usage.promptTokens, completion_tokens: reply.usage.completionTokens } },
+    },
+  ]);
+}

@@ -1,0 +1,118 @@
+// Writes to the transcript and the event log. Every write is keyed so that a retried activity
+// (after a crash, a timeout, a lost connection) writes nothing twice.
+import { Context } from '@temporalio/activity';
+import { db } from '../lib/db.ts';
+import { appendEvents } from '../lib/events.ts';
+import { newId } from '../lib/ids.ts';
+import type { ToolCall, Usage } from '../lib/types.ts';
+
+export interface TranscriptMessage {
+  sessionId: string;
+  seq: number;
+  turn: number;
+  role: 'user' | 'assistant' | 'tool';
+  content: string;
+  id?: string;
+  toolCalls?: ToolCall[];
+  toolCallId?: string;
+  toolName?: string;
+  usage?: Usage;
+}
+
+export async function findMessage(sessionId: string, seq: number) {
+  return db().message.findUnique({ where: { sessionId_seq: { sessionId, seq } } });
+}
+
+/** Inserts the message unless its seq is already taken (first write wins), then emits message.created. */
+export async function recordMessage(m: TranscriptMessage): Promise<void> {
+  const row = await db().message.upsert({
+    where: { sessionId_seq: { sessionId: m.sessionId, seq: m.seq } },
+    update: {},
+    create: {
+      id: m.id ?? newId('msg'),
+      sessionId: m.sessionId,
+      seq: m.seq,
+      turn: m.turn,
+      role: m.role,
+      content: m.content,
+      toolCalls: m.toolCalls?.length ? m.toolCalls.map((c) => ({ ...c })) : undefined,
+      toolCallId: m.toolCallId,
+      toolName: m.toolName,
+      promptTokens: m.usage?.promptTokens ?? 0,
+      completionTokens: m.usage?.completionTokens ?? 0,
+    },
+  });
+  await appendEvents(m.sessionId, [
+    {
+      key: `msg.${m.seq}`,
+      type: 'message.created',
+      data: {
+        message_id: row.id,
+        seq: row.seq,
+        turn: row.turn,
+        role: row.role,
+        content: row.content,
+        ...(row.toolCalls ? { tool_calls: row.toolCalls } : {}),
+        ...(row.toolCallId ? { tool_call_id: row.toolCallId, tool_name: row.toolName } : {}),
+      },
+    },
+  ]);
+}
+
+/** The key of the single end event of a turn (completed, failed or aborted): a turn ends once. */
+export const turnEndKey = (turn: number) => `turn.${turn}.end`;
+
+/** A key that is the same for every attempt of the current activity and differs between activities. */
+export function activityKey(): string {
+  const info = Context.current().info;
+  return `act.${info.workflowExecution?.runId}.${info.activityId}`;
+}
+
+/**
+ * Coalesces a stream of small pieces into events written at most every `intervalMs`, in order.
+ * Keys are numbered, so a retried attempt (which has its own prefix) never collides with this one.
+ */
+export class CoalescingWriter {
+  private pending = '';
+  private n = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly sessionId: string,
+    private readonly keyPrefix: string,
+    private readonly toEvent: (text: string) => { type: 'message.delta' | 'tool.output'; data: Record<string, unknown> },
+    private readonly intervalMs = 50,
+  ) {}
+
+  push(text: string): void {
+    this.pending += text;
+    this.timer ??= setTimeout(() => this.flush(), this.intervalMs);
+  }
+
+  private flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.pending) return;
+    const event = { key: `${this.keyPrefix}.${this.n++}`, ...this.toEvent(this.pending) };
+    this.pending = '';
+    this.chain = this.chain.then(() => appendEvents(this.sessionId, [event]));
+  }
+
+  /** Writes what is left and waits for every write. */
+  async close(): Promise<void> {
+    this.flush();
+    await this.chain;
+  }
+}
+
+/** Heartbeats every second while `fn` runs, so a slow model or a quiet command is not taken for a dead worker. */
+export async function withHeartbeat<T>(fn: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const timer = setInterval(() => ctx.heartbeat(), 1000);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(timer);
+  }
+}

@@ -1,0 +1,41 @@
+// The Temporal worker: runs session workflows and their activities. `npm run worker` runs it alone.
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.ts';
+import { sandboxProvider } from '../activities/sandbox/index.ts';
+import { loadConfig } from '../lib/config.ts';
+import { closeDb } from '../lib/db.ts';
+import { createLogger } from '../lib/log.ts';
+
+const config = loadConfig();
+const log = createLogger('worker');
+if (!config.LITELLM_GATEWAY_URL) {
+  log.error('LITELLM_GATEWAY_URL is not set: the worker relays every model call to a LiteLLM gateway (npm start sets it)');
+  process.exit(78);
+}
+
+const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+const worker = await Worker.create({
+  connection,
+  namespace: config.TEMPORAL_NAMESPACE,
+  taskQueue: config.BERTH_TASK_QUEUE,
+  workflowsPath: fileURLToPath(new URL('../workflows/session.ts', import.meta.url)),
+  activities: createActivities({ config, sandboxes: sandboxProvider(config) }),
+  maxConcurrentActivityTaskExecutions: config.BERTH_WORKER_CONCURRENCY,
+  maxConcurrentWorkflowTaskExecutions: 50,
+  // A worker that dies holds its sessions' workflow tasks on its sticky queue; hand them on quickly.
+  stickyQueueScheduleToStartTimeout: '3s',
+  shutdownGraceTime: '10s',
+});
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    log.info('shutting down', { signal: sig });
+    worker.shutdown();
+  });
+}
+log.info('worker ready', { taskQueue: config.BERTH_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS });
+await worker.run();
+await connection.close();
+await closeDb();
+log.info('worker stopped');

@@ -1,0 +1,194 @@
+// The session workflow: one per agent session (workflow id = session id). It owns the order of
+// things: a queue of user messages, one turn at a time, abort, idle hibernation and the end. All
+// I/O is in activities; the transcript lives in Postgres, so the state carried here stays small.
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities/index.ts';
+import type { CarriedState, QueuedMessage, SessionInput, SessionStatus, TurnOutcome } from '../lib/types.ts';
+import {
+  INVALID_MESSAGE,
+  SESSION_CLOSED,
+  abortSignal,
+  endSessionUpdate,
+  searchAttributes,
+  sendMessageUpdate,
+  snapshotQuery,
+} from './messages.ts';
+
+export * from './messages.ts';
+
+type Activities = ReturnType<typeof createActivities>;
+
+export async function sessionWorkflow(input: SessionInput): Promise<void> {
+  const { sessionId, agent, limits } = input;
+  const heartbeatTimeout = `${limits.heartbeatTimeoutS}s`;
+  // Model and tool steps are cancelled by abort; WAIT_CANCELLATION_COMPLETED makes the turn end only
+  // once the activity has stopped (the process in the sandbox is dead, the stream is closed).
+  const { modelStep } = proxyActivities<Activities>({
+    startToCloseTimeout: '10m',
+    heartbeatTimeout,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { maximumAttempts: 5, initialInterval: '1s', backoffCoefficient: 2, nonRetryableErrorTypes: ['ModelRequestRejected'] },
+  });
+  const { runTool } = proxyActivities<Activities>({
+    startToCloseTimeout: `${limits.toolTimeoutS + 60}s`,
+    heartbeatTimeout,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { maximumAttempts: 5, initialInterval: '1s', backoffCoefficient: 2 },
+  });
+  const { recordTurnEnd, setSessionStatus, hibernateSandbox, endSession } = proxyActivities<Activities>({
+    startToCloseTimeout: '1m',
+    retry: { maximumAttempts: 10, initialInterval: '500ms' },
+  });
+
+  const state: CarriedState = input.carried ?? { nextSeq: 1, turn: 0, queue: [], sandbox: 'none' };
+  let status: SessionStatus = state.sandbox === 'hibernated' ? 'hibernated' : 'active';
+  let closing = false;
+  let ended = false;
+  let runningTurn: number | null = null;
+  let turnScope: CancellationScope | undefined;
+  let abortReason = 'aborted by request';
+
+  setHandler(
+    sendMessageUpdate,
+    ({ content }) => {
+      const turn = state.turn + state.queue.length + 1; // the turn that will answer it
+      const msg: QueuedMessage = { messageId: `msg_${uuid4().replace(/-/g, '')}`, seq: state.nextSeq++, content };
+      state.queue.push(msg);
+      return { messageId: msg.messageId, seq: msg.seq, turn };
+    },
+    {
+      validator: (arg) => {
+        if (closing) throw ApplicationFailure.create({ type: SESSION_CLOSED, message: 'The session has ended', nonRetryable: true });
+        if (typeof arg?.content !== 'string' || arg.content.trim() === '') {
+          throw ApplicationFailure.create({ type: INVALID_MESSAGE, message: 'content must be a non-empty string', nonRetryable: true });
+        }
+      },
+    },
+  );
+  setHandler(abortSignal, ({ reason }) => {
+    abortReason = reason ?? 'aborted by request';
+    turnScope?.cancel();
+  });
+  setHandler(endSessionUpdate, async () => {
+    closing = true;
+    abortReason = 'session ended';
+    turnScope?.cancel();
+    await condition(() => ended);
+    return { ended: true as const };
+  });
+  setHandler(snapshotQuery, () => ({
+    status,
+    sandbox: state.sandbox,
+    runningTurn,
+    queued: state.queue.length,
+    turnsCompleted: state.turn - (runningTurn === null ? 0 : 1),
+  }));
+
+  const show = () =>
+    setCurrentDetails(
+      `**${agent.name}** (${agent.model}) · ${status} · sandbox ${state.sandbox}` +
+        (runningTurn === null ? ' · idle' : ` · running turn ${runningTurn}`) +
+        (state.queue.length ? ` · ${state.queue.length} queued` : ''),
+    );
+  const setStatus = async (next: SessionStatus) => {
+    if (next === status) return;
+    status = next;
+    upsertSearchAttributes([{ key: searchAttributes.status, value: next }]);
+    await setSessionStatus({ sessionId, status: next, sandbox: state.sandbox });
+  };
+
+  async function runTurn(msg: QueuedMessage, turn: number): Promise<void> {
+    let outcome: TurnOutcome = 'completed';
+    let detail = '';
+    turnScope = new CancellationScope();
+    try {
+      await turnScope.run(async () => {
+        for (let step = 1; ; step++) {
+          if (step > limits.maxSteps) {
+            outcome = 'failed';
+            detail = `step budget of ${limits.maxSteps} model steps spent before the model finished`;
+            return;
+          }
+          const result = await modelStep({
+            sessionId,
+            turn,
+            step,
+            agent,
+            assistantSeq: state.nextSeq++,
+            userMessage: step === 1 ? msg : undefined,
+          });
+          if (result.toolCalls.length === 0) return; // the activity has recorded turn.completed
+          for (const call of result.toolCalls) {
+            const toolResult = await runTool({ sessionId, turn, step, call, seq: state.nextSeq++, agent });
+            state.sandbox = toolResult.sandbox;
+          }
+        }
+      });
+    } catch (err) {
+      if (isCancellation(err)) {
+        outcome = 'aborted';
+        detail = abortReason;
+      } else {
+        outcome = 'failed';
+        detail = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+      }
+    } finally {
+      turnScope = undefined;
+    }
+    if (outcome !== 'completed') {
+      await CancellationScope.nonCancellable(() => recordTurnEnd({ sessionId, turn, outcome: outcome as 'failed' | 'aborted', detail }));
+    }
+  }
+
+  show();
+  while (!closing) {
+    const wake = () => state.queue.length > 0 || closing;
+    // Only a running sandbox has anything to hibernate; otherwise wait without a timer.
+    const woken = state.sandbox === 'running' ? await condition(wake, `${limits.idleTimeoutS}s`) : (await condition(wake), true);
+    if (!woken) {
+      await hibernateSandbox({ sessionId });
+      state.sandbox = 'hibernated';
+      await setStatus('hibernated');
+      show();
+      continue;
+    }
+    if (closing) break;
+    const info = workflowInfo();
+    if (info.continueAsNewSuggested || info.historyLength >= limits.continueAsNewEvents) {
+      await condition(allHandlersFinished);
+      if (!closing) await continueAsNew<typeof sessionWorkflow>({ ...input, carried: state });
+    }
+    const msg = state.queue.shift();
+    if (!msg) continue;
+    if (status === 'hibernated') await setStatus('active');
+    runningTurn = ++state.turn;
+    show();
+    await runTurn(msg, runningTurn);
+    runningTurn = null;
+    show();
+  }
+
+  await CancellationScope.nonCancellable(async () => {
+    await endSession({ sessionId, droppedMessages: state.queue.length });
+  });
+  state.sandbox = 'removed';
+  status = 'ended';
+  upsertSearchAttributes([{ key: searchAttributes.status, value: 'ended' }]);
+  ended = true;
+  show();
+  await condition(allHandlersFinished);
+}
