@@ -1,0 +1,107 @@
+// Spawns one long-running child with its output appended to a log file, and stops it (and every
+// process it started) by signalling its process group.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export interface ChildOptions {
+  name: string;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  logPath: string;
+  /** The signal that asks the process to shut down cleanly (Postgres wants SIGINT for a fast shutdown). */
+  stopSignal?: NodeJS.Signals;
+}
+
+export interface ChildHandle {
+  name: string;
+  pid: number;
+  logPath: string;
+  /** Resolves with the exit code (or the signal) when the process ends, however it ends. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly running: boolean;
+  /** Stops the whole process group: the stop signal, then SIGKILL after graceMs. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function spawnLogged(opts: ChildOptions): ChildHandle {
+  fs.mkdirSync(path.dirname(opts.logPath), { recursive: true });
+  const log = fs.openSync(opts.logPath, 'a');
+  fs.writeSync(log, `\n--- ${new Date().toISOString()} starting ${opts.name}: ${opts.command} ${opts.args.join(' ')}\n`);
+  const child: ChildProcess = spawn(opts.command, opts.args, {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    stdio: ['ignore', log, log],
+    // Its own process group, so stop() reaches grandchildren (tsx runs node under itself) and a
+    // Ctrl-C in the terminal reaches only the supervisor, which stops children in order.
+    detached: true,
+  });
+  fs.closeSync(log);
+  if (child.pid === undefined) throw new Error(`could not start ${opts.name} (${opts.command})`);
+  const pid = child.pid;
+  let running = true;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('exit', (code, signal) => {
+      running = false;
+      resolve({ code, signal });
+    });
+    child.on('error', () => {
+      running = false;
+      resolve({ code: null, signal: null });
+    });
+  });
+  const signalGroup = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      /* already gone */
+    }
+  };
+  return {
+    name: opts.name,
+    pid,
+    logPath: opts.logPath,
+    exited,
+    get running() {
+      return running;
+    },
+    async stop(graceMs = 10_000) {
+      if (running) {
+        child.kill(opts.stopSignal ?? 'SIGTERM');
+        const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      // Whatever the leader left behind in its group goes too.
+      signalGroup('SIGKILL');
+    },
+  };
+}
+
+/** Polls check() until it returns true, failing with the log's last lines if the child dies or time runs out. */
+export async function waitReady(
+  handle: ChildHandle,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!handle.running) throw new Error(`${handle.name} exited during start-up:\n${tailLog(handle.logPath)}`);
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) {
+      await handle.stop(2_000);
+      throw new Error(`${handle.name} not ready after ${timeoutMs} ms:\n${tailLog(handle.logPath)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function tailLog(logPath: string, lines = 25): string {
+  try {
+    return fs.readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}

@@ -1,0 +1,72 @@
+// The Temporal dev server (the `temporal` CLI built by bin/setup) with a persistent SQLite file,
+// its Web UI, and Berth's search attributes registered.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTE_FLAGS } from '../../workflows/messages.ts';
+import { spawnLogged, waitReady, type ChildHandle } from './child.ts';
+import { assertPortFree, freePort } from './ports.ts';
+
+export const TEMPORAL_BIN = fileURLToPath(new URL('../../.tools/bin/temporal', import.meta.url));
+
+export interface TemporalOptions {
+  dataDir: string;
+  port: number;
+  uiPort: number;
+  namespace?: string;
+  /** Defaults to <dataDir>/temporal.sqlite. */
+  dbFile?: string;
+  logPath?: string;
+}
+
+export interface TemporalHandle extends ChildHandle {
+  address: string;
+  uiUrl: string;
+  namespace: string;
+  dbFile: string;
+}
+
+/** The exact command line, so a test can restart the server on the same SQLite file. */
+export async function temporalCommand(opts: TemporalOptions): Promise<string[]> {
+  const dbFile = opts.dbFile ?? path.join(opts.dataDir, 'temporal.sqlite');
+  const args = [
+    'server', 'start-dev',
+    '--db-filename', dbFile,
+    '--ip', '127.0.0.1',
+    '--port', String(opts.port),
+    '--ui-port', String(opts.uiPort),
+    // Left unset, these pick random ports that can collide with a test's freshly chosen ones.
+    '--http-port', String(await freePort()),
+    '--metrics-port', String(await freePort()),
+    '--namespace', opts.namespace ?? 'default',
+    '--log-level', 'warn',
+  ];
+  for (const flag of SEARCH_ATTRIBUTE_FLAGS) args.push('--search-attribute', flag);
+  return [TEMPORAL_BIN, ...args];
+}
+
+export async function startTemporal(opts: TemporalOptions): Promise<TemporalHandle> {
+  if (!fs.existsSync(TEMPORAL_BIN)) throw new Error(`${TEMPORAL_BIN} not found: run bin/setup`);
+  const namespace = opts.namespace ?? 'default';
+  const dbFile = opts.dbFile ?? path.join(opts.dataDir, 'temporal.sqlite');
+  const logPath = opts.logPath ?? path.join(opts.dataDir, 'logs', 'temporal.log');
+  fs.mkdirSync(path.dirname(dbFile), { recursive: true });
+  await assertPortFree(opts.port, 'Temporal');
+  await assertPortFree(opts.uiPort, 'the Temporal Web UI');
+  const [command, ...args] = await temporalCommand({ ...opts, dbFile });
+  const child = spawnLogged({ name: 'temporal', command: command!, args, logPath, stopSignal: 'SIGTERM' });
+  const address = `127.0.0.1:${opts.port}`;
+  await waitReady(child, () => namespaceReady(address, namespace), 60_000);
+  return Object.assign(child, { address, uiUrl: `http://127.0.0.1:${opts.uiPort}`, namespace, dbFile });
+}
+
+export async function namespaceReady(address: string, namespace: string): Promise<boolean> {
+  const connection = await Connection.connect({ address, connectTimeout: 1_000 });
+  try {
+    await connection.workflowService.describeNamespace({ namespace });
+    return true;
+  } finally {
+    await connection.close();
+  }
+}
