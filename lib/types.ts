@@ -82,7 +82,9 @@ export type SessionEventType =
   | 'turn.failed'
   | 'turn.aborted'
   | 'session.status'
-  | 'step.retry';
+  | 'step.retry'
+  | 'credential.used'
+  | 'egress.blocked';
 
 /** An event as an activity writes it. `key` makes a retried write a no-op. */
 export interface NewSessionEvent {
