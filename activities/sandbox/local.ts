@@ -1,0 +1,248 @@
+// The `local` sandbox provider: one bubblewrap sandbox per session on this host, running sandboxd.
+// Sandboxes are started detached (own session, no --die-with-parent) so they outlive a worker crash;
+// any worker finds a running one again through its socket. The host-side start and stop run through
+// the sandboxd binary (`sandboxd launch|stop`), which serialises them per sandbox with flock and
+// puts the sandbox in its own cgroups. See harnesses/sandboxd/PROTOCOL.md.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../../lib/config.ts';
+import { bwrapArgs, type SandboxLimits } from './bwrap.ts';
+import type { SandboxProvider, SandboxRuntimeState, SandboxSpec } from './provider.ts';
+import { HttpSandboxdClient } from './sandboxd-client.ts';
+
+export interface LocalSandboxOptions {
+  /** Berth's data directory; sandboxes live in <dataDir>/sandboxes/<sessionId>/. */
+  dataDir: string;
+  limits: SandboxLimits;
+  /** The static sandboxd binary (built by bin/setup). */
+  sandboxdBin?: string;
+  bwrapBin?: string;
+  /** How long a start may take before ensure() gives up. */
+  startTimeoutMs?: number;
+}
+
+export const defaultSandboxdBin = fileURLToPath(new URL('../../.tools/bin/sandboxd', import.meta.url));
+
+const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
+const EXIT_ALREADY_RUNNING = 3; // `sandboxd launch`: a live sandbox already owns the run dir
+const HEALTH_TIMEOUT_MS = 2_000;
+
+export function localOptionsFromConfig(config: Config): LocalSandboxOptions {
+  return {
+    dataDir: config.dataDir,
+    limits: {
+      memoryBytes: config.BERTH_SANDBOX_MEMORY_MB * 2 ** 20,
+      cpuSeconds: config.BERTH_SANDBOX_CPU_S,
+      pids: config.BERTH_SANDBOX_PIDS,
+      fileBytes: config.BERTH_SANDBOX_FILE_MB * 2 ** 20,
+    },
+  };
+}
+
+/** Where one session's sandbox keeps its files. */
+export function sandboxPaths(dataDir: string, sessionId: string) {
+  if (!SESSION_ID.test(sessionId)) throw new Error(`invalid session id for a sandbox: ${JSON.stringify(sessionId)}`);
+  const sessionDir = path.join(path.resolve(dataDir), 'sandboxes', sessionId);
+  const runDir = path.join(sessionDir, 'run');
+  const key = createHash('sha256').update(runDir).digest('hex').slice(0, 16);
+  return {
+    sessionDir,
+    workspace: path.join(sessionDir, 'workspace'),
+    runDir,
+    /** Bound into the sandbox at /run/berth; only the socket lives here, never the pidfile. */
+    sockDir: path.join(runDir, 'sock'),
+    etcDir: path.join(runDir, 'etc'),
+    log: path.join(runDir, 'sandbox.log'),
+    cgroupName: `sbx-${key}`,
+    /** A unix socket path must fit in 108 bytes; deep data dirs go through a short symlink (see socketFor). */
+    shortLink: path.join(os.tmpdir(), 'berth-sock', key),
+  };
+}
+
+type Paths = ReturnType<typeof sandboxPaths>;
+
+export class LocalSandboxProvider implements SandboxProvider {
+  private readonly clients = new Map<string, HttpSandboxdClient>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly sandboxdBin: string;
+
+  constructor(private readonly options: LocalSandboxOptions) {
+    this.sandboxdBin = options.sandboxdBin ?? defaultSandboxdBin;
+  }
+
+  async ensure(spec: SandboxSpec) {
+    const paths = sandboxPaths(this.options.dataDir, spec.sessionId);
+    const client = await this.clientFor(spec.sessionId, paths);
+    if (await healthy(client)) return { client, started: 'no' as const };
+    return this.locked(spec.sessionId, async () => {
+      if (await healthy(client)) return { client, started: 'no' as const };
+      const existed = existsSync(paths.workspace);
+      await prepare(paths);
+      const fresh = await this.start(spec, paths, client);
+      return { client, started: !fresh ? ('no' as const) : existed ? ('recreated' as const) : ('created' as const) };
+    });
+  }
+
+  hibernate(sessionId: string): Promise<void> {
+    const paths = sandboxPaths(this.options.dataDir, sessionId);
+    return this.locked(sessionId, () => stopSandbox(this.sandboxdBin, paths.runDir));
+  }
+
+  destroy(sessionId: string): Promise<void> {
+    const paths = sandboxPaths(this.options.dataDir, sessionId);
+    return this.locked(sessionId, async () => {
+      await stopSandbox(this.sandboxdBin, paths.runDir);
+      this.clients.get(sessionId)?.close();
+      this.clients.delete(sessionId);
+      await fs.rm(paths.sessionDir, { recursive: true, force: true });
+      await fs.rm(paths.shortLink, { force: true });
+    });
+  }
+
+  async state(sessionId: string): Promise<SandboxRuntimeState> {
+    const paths = sandboxPaths(this.options.dataDir, sessionId);
+    if (!existsSync(paths.sessionDir)) return 'none';
+    return (await healthy(await this.clientFor(sessionId, paths))) ? 'running' : 'stopped';
+  }
+
+  /** Closes pooled connections (sandboxes keep running). */
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  /** Launches the sandbox and waits for sandboxd. Returns false if another process had started it. */
+  private async start(spec: SandboxSpec, paths: Paths, client: HttpSandboxdClient, retry = true): Promise<boolean> {
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 10_000);
+    const { limits } = this.options;
+    const log = await fs.open(paths.log, 'a');
+    const child = spawn(
+      this.sandboxdBin,
+      [
+        'launch', '--run-dir', paths.runDir, '--cgroup-name', paths.cgroupName,
+        '--memory-bytes', String(limits.memoryBytes), '--pids', String(limits.pids), '--',
+        this.options.bwrapBin ?? 'bwrap', ...bwrapArgs(spec.env, paths, this.sandboxdBin, limits),
+      ],
+      { detached: true, stdio: ['ignore', log.fd, log.fd], env: { PATH: '/usr/bin:/bin' } },
+    );
+    await log.close();
+    child.unref();
+    // The launcher becomes bwrap, so it exits early only when it failed or found a live sandbox.
+    const launcher: { exit: number | null } = { exit: null };
+    child.on('exit', (code) => (launcher.exit = code ?? 128));
+    child.on('error', () => (launcher.exit = 127));
+    for (let attempt = 0; ; attempt++) {
+      if (await healthy(client, 250)) return launcher.exit !== EXIT_ALREADY_RUNNING;
+      if (launcher.exit !== null && launcher.exit !== EXIT_ALREADY_RUNNING) {
+        throw new Error(`sandbox for session ${spec.sessionId} failed to start (exit ${launcher.exit}): ${tail(paths.log)}`);
+      }
+      if (Date.now() > deadline) {
+        if (launcher.exit === EXIT_ALREADY_RUNNING && retry) {
+          // A live but unresponsive sandbox holds the run dir: replace it.
+          await stopSandbox(this.sandboxdBin, paths.runDir);
+          return this.start(spec, paths, client, false);
+        }
+        throw new Error(`sandbox for session ${spec.sessionId} did not answer within ${this.options.startTimeoutMs ?? 10_000} ms: ${tail(paths.log)}`);
+      }
+      await sleep(attempt < 50 ? 1 : 10);
+    }
+  }
+
+  private async clientFor(sessionId: string, paths: Paths): Promise<HttpSandboxdClient> {
+    let client = this.clients.get(sessionId);
+    if (!client) {
+      client = new HttpSandboxdClient({ socketPath: await socketFor(paths) });
+      this.clients.set(sessionId, client);
+    }
+    return client;
+  }
+
+  /** Runs fn after every earlier locked call for the same session (an in-process mutex). */
+  private locked<T>(sessionId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(sessionId) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tailPromise = run.catch(() => undefined);
+    this.locks.set(sessionId, tailPromise);
+    void tailPromise.then(() => {
+      if (this.locks.get(sessionId) === tailPromise) this.locks.delete(sessionId);
+    });
+    return run;
+  }
+}
+
+export function localSandboxProvider(options: LocalSandboxOptions): LocalSandboxProvider {
+  return new LocalSandboxProvider(options);
+}
+
+/** Stops every local sandbox under a data dir (workspaces are kept). The supervisor calls it on shutdown. */
+export async function stopAllLocalSandboxes(dataDir: string, sandboxdBin = defaultSandboxdBin): Promise<void> {
+  const root = path.join(path.resolve(dataDir), 'sandboxes');
+  const sessions = await fs.readdir(root).catch(() => [] as string[]);
+  await Promise.all(
+    sessions.filter((s) => SESSION_ID.test(s)).map((s) => stopSandbox(sandboxdBin, sandboxPaths(dataDir, s).runDir)),
+  );
+}
+
+async function healthy(client: HttpSandboxdClient, timeoutMs = HEALTH_TIMEOUT_MS): Promise<boolean> {
+  try {
+    await client.health(timeoutMs);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function prepare(paths: Paths): Promise<void> {
+  await fs.mkdir(paths.workspace, { recursive: true });
+  await fs.mkdir(paths.sockDir, { recursive: true });
+  await fs.mkdir(paths.etcDir, { recursive: true });
+  const stubs: Record<string, string> = {
+    passwd: 'root:x:0:0:root:/workspace:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+    group: 'root:x:0:\nnogroup:x:65534:\n',
+    hosts: '127.0.0.1 localhost sandbox\n::1 localhost\n',
+  };
+  for (const [name, content] of Object.entries(stubs)) {
+    const file = path.join(paths.etcDir, name);
+    if (!existsSync(file)) await fs.writeFile(file, content);
+  }
+}
+
+/** The socket path to connect to: the real one, or a short symlink to its directory when too long. */
+async function socketFor(paths: Paths): Promise<string> {
+  const real = path.join(paths.sockDir, 'sandboxd.sock');
+  if (Buffer.byteLength(real) < 100) return real;
+  await fs.mkdir(path.dirname(paths.shortLink), { recursive: true, mode: 0o700 });
+  const current = await fs.readlink(paths.shortLink).catch(() => null);
+  if (current !== paths.sockDir) {
+    await fs.rm(paths.shortLink, { force: true });
+    await fs.symlink(paths.sockDir, paths.shortLink).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  }
+  return path.join(paths.shortLink, 'sandboxd.sock');
+}
+
+function stopSandbox(sandboxdBin: string, runDir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(sandboxdBin, ['stop', '--run-dir', runDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`sandboxd stop ${runDir} failed (${code}): ${stderr.trim()}`))));
+  });
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-5).join(' | ') || '(empty log)';
+  } catch {
+    return '(no log)';
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
