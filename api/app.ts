@@ -1,0 +1,54 @@
+// The Hono app: health probes and the OpenAPI document (no auth), then everything under /v1 behind
+// the body limit and Bearer auth. New /v1 route modules (e.g. credentials) register in
+// registerV1Routes; a UI (the dashboard) mounts on the root app after /v1, in createApp.
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import { adminKeyResolver, requireAuth, type KeyResolver } from './auth.ts';
+import { createRouter, type ApiDeps, type AppEnv } from './context.ts';
+import { errorBody, errorHandler, payloadTooLarge } from './errors.ts';
+import { agentRoutes } from './routes/agents.ts';
+import { eventRoutes } from './routes/events.ts';
+import { healthRoutes } from './routes/health.ts';
+import { messageRoutes } from './routes/messages.ts';
+import { sessionRoutes } from './routes/sessions.ts';
+
+export type { ApiDeps } from './context.ts';
+
+function registerV1Routes(v1: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
+  v1.route('/', agentRoutes());
+  v1.route('/', sessionRoutes(deps));
+  v1.route('/', messageRoutes(deps));
+  v1.route('/', eventRoutes(deps));
+}
+
+export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
+  const { config, log } = deps;
+  const app = createRouter();
+
+  // One access-log line per request; never headers or bodies.
+  app.use(async (c, next) => {
+    const start = performance.now();
+    await next();
+    log.info('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - start) });
+  });
+
+  app.route('/', healthRoutes(deps));
+  // Registered before /v1's middleware, so the document needs no key.
+  app.doc('/v1/openapi.json', {
+    openapi: '3.0.3',
+    info: { title: 'Berth API', version: '1', description: `JSON bodies up to ${config.BERTH_MAX_BODY_BYTES} bytes (BERTH_MAX_BODY_BYTES); larger ones get 413.` },
+    security: [{ bearer: [] }],
+  });
+
+  const keyResolvers: KeyResolver[] = [adminKeyResolver(config.BERTH_ADMIN_API_KEY)];
+  const v1 = createRouter();
+  v1.use(requireAuth(keyResolvers));
+  v1.use(bodyLimit({ maxSize: config.BERTH_MAX_BODY_BYTES, onError: () => { throw payloadTooLarge(config.BERTH_MAX_BODY_BYTES); } }));
+  v1.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  registerV1Routes(v1, deps);
+  app.route('/v1', v1);
+
+  app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.onError(errorHandler(log));
+  return app;
+}

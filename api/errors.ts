@@ -1,0 +1,66 @@
+// One error shape for every failure: {"error":{"code","message","details"}}. Handlers throw ApiError;
+// validation failures, oversized bodies and unexpected errors are mapped here. A 500 never carries
+// the underlying message or stack: those go to the log only.
+import type { ErrorHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Hook } from '@hono/zod-openapi';
+import type { z } from 'zod';
+import type { Logger } from '../lib/log.ts';
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly details: FieldError[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export const notFound = (what: string, id: string) => new ApiError(404, 'not_found', `${what} ${id} not found`);
+export const sessionEnded = (id: string) => new ApiError(409, 'session_ended', `session ${id} has ended`);
+
+export function errorBody(code: string, message: string, details: FieldError[] = []) {
+  return { error: { code, message, details } };
+}
+
+/** Zod issues as field paths ("tools.0"); an unknown field is reported at its own path. */
+export function fieldErrors(error: z.core.$ZodError): FieldError[] {
+  return error.issues.flatMap((issue) => {
+    const base = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((k) => ({ path: [...base, k].join('.'), message: 'unknown field' }));
+    }
+    return [{ path: base.join('.'), message: issue.message }];
+  });
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the hook is shared by routes of every input type
+export const validationHook: Hook<any, any, any, Response | undefined> = (result, c) => {
+  if (result.success) return undefined;
+  const where = result.target === 'json' ? 'request body' : result.target;
+  return c.json(errorBody('invalid_request', `invalid ${where}`, fieldErrors(result.error)), 400);
+};
+
+export const payloadTooLarge = (maxBytes: number) =>
+  new ApiError(413, 'payload_too_large', `request body exceeds ${maxBytes} bytes (BERTH_MAX_BODY_BYTES)`);
+
+export function errorHandler(log: Logger): ErrorHandler {
+  return (err, c) => {
+    if (err instanceof ApiError) return c.json(errorBody(err.code, err.message, err.details), err.status);
+    if (err instanceof HTTPException && err.status < 500) {
+      // Hono's own 4xx: malformed JSON (400), unsupported media type (415).
+      const code = err.status === 400 ? 'invalid_request' : err.status === 415 ? 'unsupported_media_type' : 'bad_request';
+      return c.json(errorBody(code, err.message, err.status === 400 ? [{ path: '', message: err.message }] : []), err.status);
+    }
+    log.error('unhandled error', { method: c.req.method, path: c.req.path, err });
+    return c.json(errorBody('internal', 'internal error'), 500);
+  };
+}

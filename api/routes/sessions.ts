@@ -1,0 +1,117 @@
+// Sessions: each one is a Temporal workflow (id = session id) started here, with a row in Postgres
+// that the workflow's activities keep current (status, sandbox state).
+import { createRoute } from '@hono/zod-openapi';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import { db } from '../../lib/db.ts';
+import { newId } from '../../lib/ids.ts';
+import type { ApiDeps } from '../context.ts';
+import { createRouter } from '../context.ts';
+import { ApiError, sessionEnded } from '../errors.ts';
+import { idempotent } from '../idempotency.ts';
+import { errors, json, jsonBody } from '../openapi.ts';
+import { newestFirst, newestFirstAfter, pageOf } from '../pagination.ts';
+import { AbortAccepted, AbortBody, IdParam, IdempotencyHeaders, Session, SessionCreate, SessionCreated, SessionListQuery, SessionPage } from '../schemas.ts';
+import { findSession, isClosed, sessionJson, usageOf } from '../sessions-data.ts';
+import { abortSession, endSession, sessionInput, startSession } from '../temporal.ts';
+
+const tags = ['sessions'];
+
+const create = createRoute({
+  method: 'post', path: '/sessions', tags, summary: 'Start a session (optionally with its first message)',
+  request: { body: jsonBody(SessionCreate), headers: IdempotencyHeaders },
+  responses: { 201: json(SessionCreated, 'The session; `message` is set when one was sent'), ...errors(400, 413, 422, 503) },
+});
+const list = createRoute({
+  method: 'get', path: '/sessions', tags, summary: 'List sessions, newest first',
+  request: { query: SessionListQuery },
+  responses: { 200: json(SessionPage, 'A page of sessions'), ...errors(400) },
+});
+const get = createRoute({
+  method: 'get', path: '/sessions/{id}', tags, summary: 'Get a session (status, sandbox state, usage)',
+  request: { params: IdParam },
+  responses: { 200: json(Session, 'The session'), ...errors(404) },
+});
+const end = createRoute({
+  method: 'delete', path: '/sessions/{id}', tags, summary: 'End a session and remove its sandbox (idempotent)',
+  request: { params: IdParam, headers: IdempotencyHeaders },
+  responses: { 200: json(Session, 'The ended session'), ...errors(400, 404, 422, 503) },
+});
+const abort = createRoute({
+  method: 'post', path: '/sessions/{id}/abort', tags, summary: "Abort the running turn (queued messages stay)",
+  request: { params: IdParam, body: jsonBody(AbortBody, false), headers: IdempotencyHeaders },
+  responses: { 202: json(AbortAccepted, 'Abort requested'), ...errors(400, 404, 409, 413, 422) },
+});
+
+export function sessionRoutes({ config, temporal }: ApiDeps) {
+  const app = createRouter();
+
+  app.openapi(create, async (c) => {
+    const body = c.req.valid('json');
+    const teamId = c.var.teamId;
+    const updateId = c.req.valid('header')['idempotency-key'];
+    const created = await idempotent(c, body, 201, async () => {
+      const agent = await db().agent.findFirst({ where: { id: body.agent_id, teamId, deletedAt: null } });
+      if (!agent) {
+        const message = `agent ${body.agent_id} does not exist or was deleted`;
+        throw new ApiError(422, 'agent_unusable', message, [{ path: 'agent_id', message }]);
+      }
+      const row = await db().session.create({ data: { id: newId('ses'), teamId, agentId: agent.id } });
+      const first = body.message === undefined ? undefined : { content: body.message, updateId };
+      const input = sessionInput(config, row.id, agent);
+      const accepted = await startSession(temporal, config, input, first).catch(async (err: unknown) => {
+        // Leave no row behind for a workflow that never started.
+        const started = await temporal.workflow.getHandle(row.id).describe().then(() => true, (e: unknown) => !(e instanceof WorkflowNotFoundError));
+        if (!started) await db().session.delete({ where: { id: row.id } });
+        throw err;
+      });
+      return { ...sessionJson(config, row, undefined), message: accepted && { message_id: accepted.messageId, seq: accepted.seq, turn: accepted.turn } };
+    });
+    return c.json(created, 201);
+  });
+
+  app.openapi(list, async (c) => {
+    const { limit, cursor, status } = c.req.valid('query');
+    const rows = await db().session.findMany({
+      where: { teamId: c.var.teamId, ...(status && { status }), ...newestFirstAfter(cursor) },
+      orderBy: newestFirst,
+      take: limit + 1,
+    });
+    const page = pageOf(rows, limit);
+    const usage = await usageOf(page.rows.map((r) => r.id));
+    return c.json({ data: page.rows.map((r) => sessionJson(config, r, usage.get(r.id))), next_cursor: page.next_cursor }, 200);
+  });
+
+  app.openapi(get, async (c) => {
+    const { id } = c.req.valid('param');
+    const [row, usage] = await Promise.all([findSession(c.var.teamId, id), usageOf([id])]);
+    return c.json(sessionJson(config, row, usage.get(id)), 200);
+  });
+
+  app.openapi(end, async (c) => {
+    const { id } = c.req.valid('param');
+    const ended = await idempotent(c, null, 200, async () => {
+      const row = await findSession(c.var.teamId, id);
+      if (row.status !== 'ended') {
+        await endSession(temporal, id);
+        // The workflow marks the row too; writing it here makes the answer (and a GET after it) consistent.
+        await db().session.updateMany({ where: { id, status: { not: 'ended' } }, data: { status: 'ended', endedAt: new Date() } });
+      }
+      const [after, usage] = await Promise.all([findSession(c.var.teamId, id), usageOf([id])]);
+      return sessionJson(config, after, usage.get(id));
+    });
+    return c.json(ended, 200);
+  });
+
+  app.openapi(abort, async (c) => {
+    const { id } = c.req.valid('param');
+    const { reason } = c.req.valid('json');
+    const result = await idempotent(c, { reason }, 202, async () => {
+      const row = await findSession(c.var.teamId, id);
+      if (isClosed(row) || !(await abortSession(temporal, id, reason))) throw sessionEnded(id);
+      return { session_id: id, abort_requested: true as const };
+    });
+    return c.json(result, 202);
+  });
+
+  return app;
+}

@@ -1,0 +1,137 @@
+// Request and response shapes. The same zod schemas validate requests and generate the OpenAPI
+// document. Requests are strict: an unknown field is a 400, never silently dropped.
+import { z } from '@hono/zod-openapi';
+import { TOOL_NAMES } from '../lib/types.ts';
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'invalid_request' }),
+      message: z.string(),
+      details: z.array(z.object({ path: z.string().openapi({ example: 'tools.0' }), message: z.string() })),
+    }),
+  })
+  .openapi('Error');
+
+const timestamp = z.string().openapi({ format: 'date-time' });
+export const IdParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' } }) });
+export const PageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().max(200).optional().openapi({ description: 'next_cursor of the previous page' }),
+});
+export const IdempotencyHeaders = z.object({
+  'idempotency-key': z.string().min(1).max(255).optional().openapi({ description: 'Makes a retried write safe: the first response is replayed' }),
+});
+const page = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), next_cursor: z.string().nullable() });
+
+// ---- agents
+const envName = z.string().max(128).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
+const agentFields = {
+  name: z.string().min(1).max(200),
+  model: z.string().min(1).max(200).openapi({ example: 'gpt-4o-mini' }),
+  system_prompt: z.string().max(100_000),
+  tools: z
+    .array(z.enum(TOOL_NAMES))
+    .refine((t) => new Set(t).size === t.length, 'must not repeat a tool')
+    .openapi({ description: 'Builtin tools the model may call' }),
+  env: z
+    .record(envName, z.string().max(65_536))
+    .refine((e) => Object.keys(e).length <= 200, 'at most 200 variables')
+    .openapi({ description: 'Environment for the sandbox (plus every CONTAINER_ENV_X of the platform)' }),
+};
+export const AgentCreate = z
+  .object({
+    name: agentFields.name,
+    model: agentFields.model,
+    system_prompt: agentFields.system_prompt.default(''),
+    tools: agentFields.tools.default([...TOOL_NAMES]),
+    env: agentFields.env.default({}),
+  })
+  .strict()
+  .openapi('AgentCreate');
+export const AgentPatch = z.object(agentFields).partial().strict().openapi('AgentPatch');
+export const Agent = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    model: z.string(),
+    system_prompt: z.string(),
+    tools: z.array(z.enum(TOOL_NAMES)),
+    env: z.record(z.string(), z.string()),
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .openapi('Agent');
+export const AgentPage = page(Agent).openapi('AgentPage');
+export const AgentDeleted = z.object({ id: z.string(), deleted: z.literal(true) }).openapi('AgentDeleted');
+
+// ---- sessions
+const nonEmpty = z.string().refine((s) => s.trim().length > 0, 'must not be empty');
+export const SESSION_STATUSES = ['active', 'hibernated', 'ended', 'failed'] as const;
+export const SessionCreate = z
+  .object({
+    agent_id: z.string().min(1).max(100),
+    message: nonEmpty.optional().openapi({ description: 'First user message, sent as the session starts' }),
+  })
+  .strict()
+  .openapi('SessionCreate');
+export const SessionListQuery = PageQuery.extend({ status: z.enum(SESSION_STATUSES).optional() });
+export const MessageAccepted = z
+  .object({ message_id: z.string(), seq: z.number().int(), turn: z.number().int() })
+  .openapi('MessageAccepted');
+export const Session = z
+  .object({
+    id: z.string(),
+    agent_id: z.string(),
+    status: z.enum(SESSION_STATUSES),
+    sandbox_state: z.string().openapi({ example: 'running' }),
+    usage: z.object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int() }),
+    workflow_url: z.string().openapi({ description: 'The session workflow in the Temporal Web UI' }),
+    created_at: timestamp,
+    updated_at: timestamp,
+    ended_at: timestamp.nullable(),
+  })
+  .openapi('Session');
+export const SessionCreated = Session.extend({ message: MessageAccepted.nullable() }).openapi('SessionCreated');
+export const SessionPage = page(Session).openapi('SessionPage');
+export const AbortBody = z.object({ reason: z.string().max(1000).optional() }).strict().openapi('AbortRequest');
+export const AbortAccepted = z.object({ session_id: z.string(), abort_requested: z.literal(true) }).openapi('AbortAccepted');
+
+// ---- messages
+export const MessageCreate = z
+  .object({ content: nonEmpty })
+  .strict()
+  .openapi('MessageCreate');
+export const MessageCreateQuery = z.object({
+  wait: z.enum(['true', 'false']).default('false').openapi({ description: 'Answer when the turn ends' }),
+  timeout_s: z.coerce.number().int().min(1).max(3600).default(600).openapi({ description: 'Longest wait; 202 when it passes first' }),
+});
+export const TurnResult = MessageAccepted.extend({
+  outcome: z.enum(['completed', 'failed', 'aborted']),
+  text: z.string().nullable().openapi({ description: "The assistant's final text (completed turns)" }),
+  error: z.string().nullable().openapi({ description: 'Why the turn failed or was aborted' }),
+}).openapi('TurnResult');
+export const MessageListQuery = PageQuery.extend({ after_seq: z.coerce.number().int().min(0).optional() });
+export const Message = z
+  .object({
+    id: z.string(),
+    seq: z.number().int(),
+    turn: z.number().int(),
+    role: z.enum(['user', 'assistant', 'tool']),
+    content: z.string(),
+    tool_calls: z.unknown().nullable().openapi({ description: 'Assistant tool calls [{id, name, arguments}]' }),
+    tool_call_id: z.string().nullable(),
+    tool_name: z.string().nullable(),
+    created_at: timestamp,
+  })
+  .openapi('Message');
+export const MessagePage = page(Message).openapi('MessagePage');
+
+// ---- events
+export const EventsQuery = z.object({
+  after: z.coerce.number().int().min(0).optional().openapi({ description: 'Replay events after this seq (or send Last-Event-ID)' }),
+});
+
+export type AgentJson = z.infer<typeof Agent>;
+export type SessionJson = z.infer<typeof Session>;
+export type MessageJson = z.infer<typeof Message>;

@@ -1,0 +1,53 @@
+// Session rows as the API shows them: team-scoped lookup (404 for another team's id) and JSON with
+// usage summed over the session's messages.
+import type { Config } from '../lib/config.ts';
+import { db } from '../lib/db.ts';
+import type { Session as SessionRow } from '../lib/generated/prisma/client.ts';
+import type { SessionStatus } from '../lib/types.ts';
+import { notFound, sessionEnded } from './errors.ts';
+import type { SessionJson } from './schemas.ts';
+import { workflowUrl } from './temporal.ts';
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+export async function findSession(teamId: string, id: string): Promise<SessionRow> {
+  const row = await db().session.findFirst({ where: { id, teamId } });
+  if (!row) throw notFound('session', id);
+  return row;
+}
+
+export function isClosed(row: SessionRow): boolean {
+  return row.status === 'ended' || row.status === 'failed';
+}
+
+export function assertOpen(row: SessionRow): void {
+  if (isClosed(row)) throw sessionEnded(row.id);
+}
+
+export async function usageOf(sessionIds: string[]): Promise<Map<string, Usage>> {
+  const sums = await db().message.groupBy({
+    by: ['sessionId'],
+    where: { sessionId: { in: sessionIds } },
+    _sum: { promptTokens: true, completionTokens: true },
+  });
+  return new Map(
+    sums.map((s) => [s.sessionId, { prompt_tokens: s._sum.promptTokens ?? 0, completion_tokens: s._sum.completionTokens ?? 0 }]),
+  );
+}
+
+export function sessionJson(config: Config, row: SessionRow, usage: Usage | undefined): SessionJson {
+  return {
+    id: row.id,
+    agent_id: row.agentId,
+    status: row.status as SessionStatus,
+    sandbox_state: row.sandboxState,
+    usage: usage ?? { prompt_tokens: 0, completion_tokens: 0 },
+    workflow_url: workflowUrl(config, row.id),
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+    ended_at: row.endedAt?.toISOString() ?? null,
+  };
+}

@@ -1,0 +1,143 @@
+// The glue between HTTP and the session workflow: start it (optionally with the first message as
+// update-with-start), send messages as updates, end and abort it; and map workflow failures to
+// HTTP errors. Update ids come from the caller's Idempotency-Key, so a retried request is one message.
+import { randomUUID } from 'node:crypto';
+import {
+  WithStartWorkflowOperation,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
+  type WorkflowStartOptions,
+} from '@temporalio/client';
+import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
+import { sessionLimits, type Config } from '../lib/config.ts';
+import type { Agent } from '../lib/generated/prisma/client.ts';
+import type { SessionInput, ToolName } from '../lib/types.ts';
+import {
+  INVALID_MESSAGE,
+  SESSION_CLOSED,
+  SESSION_WORKFLOW_TYPE,
+  abortSignal,
+  endSessionUpdate,
+  searchAttributes,
+  sendMessageUpdate,
+  type SendMessageResult,
+} from '../workflows/messages.ts';
+import { ApiError, sessionEnded } from './errors.ts';
+
+/** How long a message or end request waits for the workflow to accept it before answering 503. */
+const UPDATE_DEADLINE_MS = 30_000;
+
+export function workflowUrl(config: Config, sessionId: string): string {
+  return `${config.TEMPORAL_UI_URL.replace(/\/$/, '')}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(sessionId)}`;
+}
+
+/** The workflow input: a snapshot of the agent (sandbox env = agent env, then CONTAINER_ENV_X as X) and the limits. */
+export function sessionInput(config: Config, sessionId: string, agent: Agent): SessionInput {
+  return {
+    sessionId,
+    agent: {
+      id: agent.id,
+      teamId: agent.teamId,
+      name: agent.name,
+      model: agent.model,
+      systemPrompt: agent.systemPrompt,
+      tools: agent.tools as ToolName[],
+      env: { ...(agent.env as Record<string, string>), ...config.containerEnv },
+    },
+    limits: sessionLimits(config),
+  };
+}
+
+function startOptions(config: Config, input: SessionInput) {
+  return {
+    workflowId: input.sessionId,
+    taskQueue: config.BERTH_TASK_QUEUE,
+    args: [input],
+    staticSummary: `${input.agent.name} (${input.agent.model})`,
+    typedSearchAttributes: [
+      { key: searchAttributes.agentId, value: input.agent.id },
+      { key: searchAttributes.teamId, value: input.agent.teamId },
+      { key: searchAttributes.status, value: 'active' },
+    ],
+  } satisfies WorkflowStartOptions;
+}
+
+/** Starts the session workflow; with a first message, as one update-with-start. */
+export async function startSession(
+  temporal: Client,
+  config: Config,
+  input: SessionInput,
+  first?: { content: string; updateId?: string },
+): Promise<SendMessageResult | null> {
+  const options = startOptions(config, input);
+  if (!first) {
+    await temporal.workflow.start(SESSION_WORKFLOW_TYPE, options);
+    return null;
+  }
+  const startWorkflowOperation = new WithStartWorkflowOperation(SESSION_WORKFLOW_TYPE, {
+    ...options,
+    workflowIdConflictPolicy: 'USE_EXISTING',
+  });
+  return withUpdateErrors(input.sessionId, () =>
+    temporal.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () =>
+      temporal.workflow.executeUpdateWithStart(sendMessageUpdate, {
+        args: [{ content: first.content }],
+        updateId: first.updateId ?? randomUUID(),
+        startWorkflowOperation,
+      }),
+    ),
+  );
+}
+
+export function sendMessage(temporal: Client, sessionId: string, content: string, updateId: string | undefined) {
+  const handle = temporal.workflow.getHandle(sessionId);
+  return withUpdateErrors(sessionId, () =>
+    temporal.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () =>
+      handle.executeUpdate(sendMessageUpdate, { args: [{ content }], updateId: updateId ?? randomUUID() }),
+    ),
+  );
+}
+
+/** Ends the session; false when its workflow was no longer running. */
+export async function endSession(temporal: Client, sessionId: string): Promise<boolean> {
+  const handle = temporal.workflow.getHandle(sessionId);
+  try {
+    await withUpdateErrors(sessionId, () =>
+      temporal.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () => handle.executeUpdate(endSessionUpdate, { args: [] })),
+    );
+    return true;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    if (err instanceof ApiError && err.code === 'session_ended') return false;
+    throw err;
+  }
+}
+
+/** Signals abort; false when the workflow was no longer running. */
+export async function abortSession(temporal: Client, sessionId: string, reason: string | undefined): Promise<boolean> {
+  try {
+    await temporal.workflow.getHandle(sessionId).signal(abortSignal, reason === undefined ? {} : { reason });
+    return true;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
+
+/** Maps the validator's rejections to HTTP errors; WorkflowNotFoundError passes through for the caller. */
+async function withUpdateErrors<T>(sessionId: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+    if (cause instanceof ApplicationFailure && cause.type === SESSION_CLOSED) throw sessionEnded(sessionId);
+    if (cause instanceof ApplicationFailure && cause.type === INVALID_MESSAGE) {
+      throw new ApiError(400, 'invalid_request', cause.message, [{ path: 'content', message: cause.message }]);
+    }
+    if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+      throw new ApiError(503, 'session_unavailable', 'the session did not answer in time; retry with the same Idempotency-Key');
+    }
+    throw err;
+  }
+}

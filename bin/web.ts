@@ -1,0 +1,41 @@
+// The web process: the HTTP API under /v1 (and, later, the dashboard). `npm run web` runs it alone.
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { Client, Connection } from '@temporalio/client';
+import { createApp } from '../api/app.ts';
+import { loadConfig } from '../lib/config.ts';
+import { closeDb } from '../lib/db.ts';
+import { EventBus } from '../lib/events.ts';
+import { createLogger } from '../lib/log.ts';
+
+/** After SIGTERM, open requests (SSE streams, ?wait=true) get this long before their connections are cut. */
+const SHUTDOWN_GRACE_MS = 5_000;
+
+const config = loadConfig();
+const log = createLogger('web');
+if (!config.BERTH_ADMIN_API_KEY) log.warn('BERTH_ADMIN_API_KEY is not set: every /v1 request will be answered 401');
+
+const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+const eventBus = new EventBus();
+await eventBus.start();
+
+const app = createApp({ config, temporal, eventBus, log });
+const server = serve({ fetch: app.fetch, hostname: config.BERTH_HOST, port: config.PORT }, (info) => {
+  log.info('web ready', { url: `http://${config.BERTH_HOST}:${info.port}`, temporal: config.TEMPORAL_ADDRESS });
+}) as Server;
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    log.info('shutting down', { signal: sig });
+    const cut = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    server.close(() => {
+      clearTimeout(cut);
+      void Promise.allSettled([eventBus.stop(), connection.close(), closeDb()]).then(() => {
+        log.info('web stopped');
+        process.exit(0);
+      });
+    });
+    server.closeIdleConnections();
+  });
+}
