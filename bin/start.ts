@@ -1,0 +1,133 @@
+// `npm start`: the embedded stack. Postgres → migrations → Temporal → model server + LiteLLM gateway
+// (unless LITELLM_GATEWAY_URL names one) → worker + web, supervised; Ctrl-C or SIGTERM stops it all
+// in reverse order. Each process logs to <dataDir>/logs/<name>.log; docs/processes.md lists them.
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadConfig } from '../lib/config.ts';
+import { berthEntryExists, ROOT, startWeb, startWorker } from './stack/berth.ts';
+import { parseStackConfig } from './stack/config.ts';
+import { status } from './stack/console.ts';
+import { startGateway } from './stack/gateway.ts';
+import { migrate } from './stack/migrations.ts';
+import { startModelServer } from './stack/model-server.ts';
+import { startPostgres } from './stack/postgres.ts';
+import { storedSecret } from './stack/secrets.ts';
+import { Supervisor } from './stack/supervisor.ts';
+import { startTemporal } from './stack/temporal.ts';
+
+if (fs.existsSync(path.join(ROOT, '.env'))) process.loadEnvFile(path.join(ROOT, '.env'));
+const config = loadConfig();
+const stack = parseStackConfig(process.env);
+const dataDir = config.dataDir;
+const logs = path.join(dataDir, 'logs');
+const logFile = (name: string) => path.join(logs, `${name}.log`);
+const shown = (p: string) => (path.relative(process.cwd(), p).startsWith('..') ? p : path.relative(process.cwd(), p));
+fs.mkdirSync(logs, { recursive: true });
+
+const supervisor = new Supervisor();
+let shuttingDown = false;
+async function shutdown(code: number): Promise<never> {
+  if (!shuttingDown) {
+    shuttingDown = true;
+    status('berth', 'info', 'stopping…');
+    await supervisor.stopAll();
+  }
+  process.exit(code);
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (shuttingDown) return void status('berth', 'info', 'already stopping (each process gets up to 10 s)');
+    void shutdown(0);
+  });
+}
+
+async function step<T extends { pid: number }>(name: string, detail: (h: T) => string, start: () => Promise<T>): Promise<T> {
+  const t0 = Date.now();
+  status(name, 'starting');
+  const handle = await start();
+  status(name, 'ready', `${detail(handle)}  (${((Date.now() - t0) / 1000).toFixed(1)} s, log ${shown(logFile(name))})`);
+  return handle;
+}
+
+try {
+  const t0 = Date.now();
+  const pg = await step('postgres', (h) => `127.0.0.1:${h.port}`, () =>
+    supervisor.add('postgres', () => startPostgres({ dataDir, port: stack.BERTH_POSTGRES_PORT, logPath: logFile('postgres') })),
+  );
+  const migrated = await migrate(pg.url);
+  status('migrations', 'ready', `${migrated.applied.length} applied, ${migrated.alreadyApplied.length} already applied`);
+
+  const temporal = await step('temporal', (h) => `${h.address}, Web UI ${h.uiUrl}`, () =>
+    supervisor.add('temporal', () =>
+      startTemporal({ dataDir, port: stack.BERTH_TEMPORAL_PORT, uiPort: stack.BERTH_TEMPORAL_UI_PORT, namespace: config.TEMPORAL_NAMESPACE, logPath: logFile('temporal') }),
+    ),
+  );
+
+  let gatewayUrl = config.LITELLM_GATEWAY_URL;
+  let gatewayKey = config.LITELLM_API_KEY;
+  if (gatewayUrl) {
+    status('gateway', 'skipped', `using LITELLM_GATEWAY_URL=${gatewayUrl}`);
+  } else {
+    const model = await step('model-server', (h) => `${h.url} (berth-demo, a demo model)`, () =>
+      startModelServer({ port: stack.BERTH_MODEL_SERVER_PORT, scripted: false, chunkDelayMs: 15, logPath: logFile('model-server') }),
+    );
+    supervisor.addStoppable(model);
+    const gateway = await step('gateway', (h) => h.url, () =>
+      supervisor.add('gateway', () => startGateway({ dataDir, port: stack.BERTH_GATEWAY_PORT, modelServerUrl: model.url, logPath: logFile('gateway') })),
+    );
+    gatewayUrl = gateway.url;
+    gatewayKey = gateway.apiKey;
+  }
+
+  const admin = config.BERTH_ADMIN_API_KEY
+    ? { value: config.BERTH_ADMIN_API_KEY, created: false, path: '' }
+    : storedSecret(dataDir, 'admin-api-key', 'berth_admin_');
+  supervisor.addStoppable({ name: 'sandboxes', stop: stopSandboxes });
+
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    BERTH_DATA_DIR: dataDir,
+    DATABASE_URL: pg.url,
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_NAMESPACE: temporal.namespace,
+    TEMPORAL_UI_URL: temporal.uiUrl,
+    LITELLM_GATEWAY_URL: gatewayUrl,
+    LITELLM_API_KEY: gatewayKey,
+    BERTH_ADMIN_API_KEY: admin.value,
+    PORT: String(config.PORT),
+  };
+  await step('worker', (h) => `pid ${h.pid}, task queue ${config.BERTH_TASK_QUEUE}`, () =>
+    supervisor.add('worker', () => startWorker({ env, logPath: logFile('worker') })),
+  );
+  if (berthEntryExists('web')) {
+    await step('web', (h) => `http://127.0.0.1:${config.PORT}, pid ${h.pid}`, () =>
+      supervisor.add('web', () => startWeb({ env, port: config.PORT, logPath: logFile('web') })),
+    );
+  } else {
+    status('web', 'skipped', 'bin/web.ts is not there yet');
+  }
+
+  const api = `http://${config.BERTH_HOST}:${config.PORT}`;
+  console.log(`\nBerth is up in ${((Date.now() - t0) / 1000).toFixed(1)} s.`);
+  console.log(`  API          ${api}/v1   (OpenAPI: ${api}/v1/openapi.json)`);
+  console.log(`  Dashboard    ${api}/`);
+  console.log(`  Temporal UI  ${temporal.uiUrl}`);
+  console.log(`  Logs         ${shown(logs)}/`);
+  if (admin.created) {
+    console.log(`  Admin key    ${admin.value}`);
+    console.log(`               (shown once; stored in ${shown(admin.path)}, mode 0600)`);
+  } else if (admin.path) {
+    console.log(`  Admin key    in ${shown(admin.path)}`);
+  } else {
+    console.log('  Admin key    BERTH_ADMIN_API_KEY from the environment');
+  }
+  console.log('Ctrl-C stops everything.\n');
+} catch (err) {
+  status('berth', 'failed', (err as Error).message);
+  await shutdown(1);
+}
+
+async function stopSandboxes(): Promise<void> {
+  const { stopAllLocalSandboxes } = await import('../activities/sandbox/local.ts');
+  await stopAllLocalSandboxes(dataDir);
+}
