@@ -30,12 +30,15 @@ interface WireExit {
 export interface SandboxdClientOptions {
   /** How long a non-exec request may take before the sandbox counts as gone. */
   requestTimeoutMs?: number;
+  /** Extra environment sent with every exec (on top of the environment sandboxd was started with). */
+  env?: Record<string, string>;
 }
 
 export class HttpSandboxdClient implements SandboxdClient {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   private readonly where: string;
   private readonly requestTimeoutMs: number;
+  private readonly env: Record<string, string> | undefined;
 
   constructor(
     private readonly address: SandboxdAddress,
@@ -43,6 +46,7 @@ export class HttpSandboxdClient implements SandboxdClient {
   ) {
     this.where = 'socketPath' in address ? address.socketPath : `${address.host}:${address.port}`;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.env = options.env && Object.keys(options.env).length > 0 ? options.env : undefined;
   }
 
   /** Closes pooled connections. */
@@ -76,7 +80,7 @@ export class HttpSandboxdClient implements SandboxdClient {
   }
 
   exec(req: ExecRequest, onChunk: (c: ExecChunk) => void, signal?: AbortSignal): Promise<ExecResult> {
-    const body = Buffer.from(JSON.stringify({ id: req.id, command: req.command, timeout_ms: req.timeoutMs }));
+    const body = Buffer.from(JSON.stringify({ id: req.id, command: req.command, timeout_ms: req.timeoutMs, env: this.env }));
     return new Promise<ExecResult>((resolve, reject) => {
       if (signal?.aborted) return reject(abortReason(signal));
       let settled = false;

@@ -105,6 +105,13 @@ describe('exec', () => {
     await expect(client.kill('no-such-exec')).rejects.toMatchObject({ status: 404, code: 'exec_not_found' });
   });
 
+  it('a client created with env sends it with every exec', async () => {
+    const socketPath = path.join(sandboxPaths(h.dataDir, 'exec').sockDir, 'sandboxd.sock');
+    const withEnv = new HttpSandboxdClient({ socketPath }, { env: { EXTRA_VAR: 'from client' } });
+    expect((await run(withEnv, 'echo "$EXTRA_VAR"')).stdout).toBe('from client\n');
+    withEnv.close();
+  });
+
   it('keeps a bounded output buffer and counts what it dropped', async () => {
     const r = await run(client, 'head -c 6000000 /dev/zero | tr "\\0" a');
     expect(r.exitCode).toBe(0);
