@@ -1,0 +1,53 @@
+# syntax=docker/dockerfile:1
+# Berth's platform image: one image, three commands (see k8s/base/platform and docker-compose.yml):
+#   node --import tsx bin/web.ts       the API (and dashboard)
+#   node --import tsx bin/worker.ts    the Temporal worker
+#   node --import tsx bin/migrate.ts   pending SQL migrations, before web and worker start
+# The vault proxy runs from it too (the sandbox pod's sidecar).
+# Target `litellm` builds the gateway image with the version bin/setup pins.
+#   docker build -t berth/platform:dev .
+#   docker build --target litellm -t berth/litellm:dev .
+ARG NODE_VERSION=20.20.2
+
+FROM node:${NODE_VERSION}-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Install scripts are not needed: every native part ships prebuilt (as in bin/setup).
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY prisma ./prisma
+COPY prisma.config.ts ./
+# `prisma generate` needs only the WASM compiler; point the schema engine it never runs at /bin/true.
+RUN PRISMA_SCHEMA_ENGINE_BINARY=/bin/true PRISMA_HIDE_UPDATE_MESSAGE=1 npx prisma generate \
+ && npm prune --omit=dev --no-audit --no-fund
+
+FROM python:3.12-slim-bookworm AS litellm
+# Keep in step with LITELLM_SPEC in bin/setup.
+ARG LITELLM_SPEC="litellm[proxy]==1.106.2"
+RUN pip install --no-cache-dir --disable-pip-version-check "$LITELLM_SPEC" \
+ && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin litellm
+COPY bin/stack/litellm.yaml /etc/litellm/config.yaml
+ENV LITELLM_TELEMETRY=False LITELLM_LOCAL_MODEL_COST_MAP=True
+USER 10001
+EXPOSE 4000
+CMD ["litellm", "--config", "/etc/litellm/config.yaml", "--host", "0.0.0.0", "--port", "4000"]
+
+# The default (last) stage.
+FROM node:${NODE_VERSION}-bookworm-slim AS platform
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=deps /app/lib/generated ./lib/generated
+COPY package.json tsconfig.json ./
+COPY lib ./lib
+COPY api ./api
+COPY activities ./activities
+COPY workflows ./workflows
+COPY vault-proxy ./vault-proxy
+COPY prisma ./prisma
+COPY bin ./bin
+COPY dashboard ./dashboard
+# The non-root uid the manifests run as (k8s/base/platform: runAsUser 10001).
+RUN groupadd --gid 10001 berth && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin berth
+USER 10001:10001
+EXPOSE 3000
+CMD ["node", "--import", "tsx", "bin/web.ts"]
