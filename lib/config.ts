@@ -22,6 +22,13 @@ export const configSchema = z.object({
   PORT: port(3000),
   BERTH_HOST: z.string().default('127.0.0.1'),
   BERTH_SANDBOX_BACKEND: z.enum(['local', 'kubernetes']).default('local'),
+  // BERTH_SANDBOX_BACKEND=kubernetes (docs/kubernetes.md): claims go to this namespace, against the
+  // warm pool <prefix><harness>; without a kubeconfig path the in-cluster service account is used.
+  BERTH_K8S_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a namespace name').default('berth-sandboxes'),
+  BERTH_K8S_KUBECONFIG: z.string().min(1).optional(),
+  BERTH_K8S_WARM_POOL_PREFIX: z.string().regex(/^[a-z0-9][-a-z0-9]*$/, 'expected the start of a resource name').default('berth-'),
+  BERTH_K8S_SANDBOXD_PORT: port(7070),
+  BERTH_K8S_READY_TIMEOUT_S: seconds(180),
   BERTH_IDLE_TIMEOUT_S: seconds(600),
   BERTH_MAX_STEPS: z.coerce.number().int().min(1).max(1000).default(50),
   BERTH_TOOL_TIMEOUT_S: seconds(120),
