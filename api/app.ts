@@ -3,7 +3,7 @@
 // registerV1Routes; a UI (the dashboard) mounts on the root app after /v1, in createApp.
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
-import { adminKeyResolver, requireAuth, type KeyResolver } from './auth.ts';
+import { adminKeyResolver, requireAuth } from './auth.ts';
 import { createRouter, type ApiDeps, type AppEnv } from './context.ts';
 import { errorBody, errorHandler, payloadTooLarge } from './errors.ts';
 import { agentRoutes } from './routes/agents.ts';
@@ -40,7 +40,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
     security: [{ bearer: [] }],
   });
 
-  const keyResolvers: KeyResolver[] = [adminKeyResolver(config.BERTH_ADMIN_API_KEY)];
+  const keyResolvers = deps.keyResolvers ?? [adminKeyResolver(config.BERTH_ADMIN_API_KEY)];
   const v1 = createRouter();
   v1.use(requireAuth(keyResolvers));
   v1.use(bodyLimit({ maxSize: config.BERTH_MAX_BODY_BYTES, onError: () => { throw payloadTooLarge(config.BERTH_MAX_BODY_BYTES); } }));

@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../lib/config.ts';
 import type { EventBus } from '../lib/events.ts';
 import type { Logger } from '../lib/log.ts';
+import type { KeyResolver } from './auth.ts';
 import { validationHook } from './errors.ts';
 
 export interface ApiDeps {
@@ -12,6 +13,8 @@ export interface ApiDeps {
   temporal: Client;
   eventBus: EventBus;
   log: Logger;
+  /** Who a Bearer key belongs to; default: the admin key (BERTH_ADMIN_API_KEY) for team_default. */
+  keyResolvers?: KeyResolver[];
 }
 
 /** Set by the auth middleware: the team the caller acts for. Every query is scoped by it. */

@@ -38,7 +38,9 @@ export function fieldErrors(error: z.core.$ZodError): FieldError[] {
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((k) => ({ path: [...base, k].join('.'), message: 'unknown field' }));
     }
-    return [{ path: base.join('.'), message: issue.message }];
+    // A bad record key (env name): the key's own complaint says more than "Invalid key in record".
+    const message = issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
+    return [{ path: base.join('.'), message }];
   });
 }
 

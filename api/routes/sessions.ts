@@ -91,9 +91,8 @@ export function sessionRoutes({ config, temporal }: ApiDeps) {
     const { id } = c.req.valid('param');
     const ended = await idempotent(c, null, 200, async () => {
       const row = await findSession(c.var.teamId, id);
-      if (row.status !== 'ended') {
-        await endSession(temporal, id);
-        // The workflow marks the row too; writing it here makes the answer (and a GET after it) consistent.
+      // The workflow marks its row ended before the update returns; a workflow that is gone cannot, so we do.
+      if (row.status !== 'ended' && !(await endSession(temporal, id))) {
         await db().session.updateMany({ where: { id, status: { not: 'ended' } }, data: { status: 'ended', endedAt: new Date() } });
       }
       const [after, usage] = await Promise.all([findSession(c.var.teamId, id), usageOf([id])]);
