@@ -82,7 +82,7 @@ export async function startApi(name: string, opts: { withWorker?: boolean; env?:
 }
 
 /** The team's rows in every table a request could write. */
-export async function rowCounts(teamId: string): Promise<Record<string, number>> {
+export async function rowCounts(teamId: string) {
   const ofTeam = { session: { teamId } };
   const [agents, sessions, messages, events, keys] = await Promise.all([
     db().agent.count({ where: { teamId } }),
