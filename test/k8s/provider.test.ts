@@ -1,0 +1,216 @@
+// The kubernetes sandbox provider against a real kube-apiserver and etcd (built by bin/setup-kube)
+// with the agent-sandbox v1beta1 CRDs applied. The test plays the agent-sandbox controller
+// (support/controller.ts): Ready status with a pod IP that leads to a real sandboxd on loopback.
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadAllYaml } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  kubernetesSandboxProvider,
+  SandboxClaimError,
+  SandboxReadyTimeoutError,
+  type KubernetesSandboxProvider,
+  type SessionPlacement,
+} from '../../activities/sandbox/kubernetes.ts';
+import type { SandboxdClient } from '../../activities/sandbox/provider.ts';
+import { freePort } from '../../bin/stack/ports.ts';
+import { playController, type PlayedController } from './support/controller.ts';
+import { compactEtcd, installAgentSandbox, repoRoot, startControlPlane, type ControlPlane } from './support/control-plane.ts';
+import { startCutter, type Cutter } from './support/cutter.ts';
+
+const NS = 'berth-sandboxes';
+const ext = `/apis/extensions.agents.x-k8s.io/v1beta1/namespaces/${NS}`;
+const core = `/apis/agents.x-k8s.io/v1beta1/namespaces/${NS}`;
+
+let plane: ControlPlane;
+let controller: PlayedController;
+let cutter: Cutter;
+let provider: KubernetesSandboxProvider;
+let sandboxdPort: number;
+const restarts: string[] = [];
+const harnessOf: Record<string, string> = {};
+const placement = async (sessionId: string): Promise<SessionPlacement> => ({
+  teamId: 'team_acme',
+  agentId: 'agt_helper',
+  harness: harnessOf[sessionId] ?? 'builtin',
+});
+
+beforeAll(async () => {
+  plane = await startControlPlane();
+  await installAgentSandbox(plane, NS);
+  // The repo's own template and pool: the real API server validates them against the CRDs.
+  for (const file of ['template-builtin.yaml', 'warmpool-builtin.yaml']) {
+    const docs = loadAllYaml(fs.readFileSync(path.join(repoRoot, 'k8s/base/sandboxes', file), 'utf8')) as { kind: string }[];
+    for (const doc of docs) await plane.request('POST', `${ext}/${doc.kind.toLowerCase()}s`, doc);
+  }
+  sandboxdPort = await freePort();
+  controller = playController(plane, NS, sandboxdPort);
+  cutter = await startCutter({ host: '127.0.0.1', port: Number(new URL(plane.server).port) });
+  provider = kubernetesSandboxProvider({
+    kube: plane.kubeConfig(cutter.server),
+    namespace: NS,
+    warmPoolPrefix: 'berth-',
+    sandboxdPort,
+    readyTimeoutMs: 20_000,
+    placement,
+    onWatchRestart: (why) => restarts.push(why),
+  });
+}, 180_000);
+
+afterAll(async () => {
+  provider?.close();
+  await controller?.stop();
+  await cutter?.close();
+  await plane?.stop();
+});
+
+async function run(client: SandboxdClient, command: string): Promise<string> {
+  let out = '';
+  const result = await client.exec({ id: `k8s-${Date.now()}-${Math.random()}`, command, timeoutMs: 10_000 }, (c) => (out += c.data));
+  expect(result.exitCode).toBe(0);
+  return out;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+type Claim = { metadata: { labels: Record<string, string>; resourceVersion: string }; spec: Record<string, unknown>; status?: { sandbox?: { name: string; podIPs?: string[] } } };
+type Sandbox = { spec: { operatingMode?: string } };
+const getClaim = (name: string) => plane.request<Claim>('GET', `${ext}/sandboxclaims/${name}`);
+
+describe('kubernetes sandbox provider (real kube-apiserver, played controller)', () => {
+  it('claims from the warm pool, waits for Ready, and execs through sandboxd with the session env', async () => {
+    const { client, started } = await provider.ensure({ sessionId: 'ses_alpha', env: { GREETING: 'hello from k8s' } });
+    expect(started).toBe('created');
+    expect(await run(client, 'echo "$GREETING"; pwd')).toBe(`hello from k8s\n${controller.pods.get('berth-ses-alpha')!.workspace}\n`);
+
+    const claim = await getClaim('berth-ses-alpha');
+    const labels = { 'app.kubernetes.io/managed-by': 'berth', 'berth.dev/team': 'team_acme', 'berth.dev/agent': 'agt_helper', 'berth.dev/session': 'ses_alpha' };
+    expect(claim.metadata.labels).toEqual(labels);
+    expect(claim.spec).toEqual({ warmPoolRef: { name: 'berth-builtin' }, additionalPodMetadata: { labels } });
+
+    const again = await provider.ensure({ sessionId: 'ses_alpha', env: { GREETING: 'hello from k8s' } });
+    expect(again.started).toBe('no');
+    expect(again.client).toBe(client);
+    expect(await provider.state('ses_alpha')).toBe('running');
+  });
+
+  it('hibernates by suspending the Sandbox (workspace kept) and wakes it on a new pod IP', async () => {
+    const { client } = await provider.ensure({ sessionId: 'ses_alpha', env: {} });
+    await client.writeFile('notes.txt', 'kept across hibernation');
+    const ipBefore = controller.pods.get('berth-ses-alpha')!.ip;
+
+    await provider.hibernate('ses_alpha');
+    const sandbox = await plane.request<Sandbox>('GET', `${core}/sandboxes/berth-ses-alpha`);
+    expect(sandbox.spec.operatingMode).toBe('Suspended');
+    expect(await provider.state('ses_alpha')).toBe('stopped');
+    await until('the pod to stop', async () => (controller.pods.get('berth-ses-alpha')!.sandboxd ? undefined : true));
+    await expect(client.health()).rejects.toThrow(/unreachable|closed/);
+
+    const woken = await provider.ensure({ sessionId: 'ses_alpha', env: {} });
+    expect(woken.started).toBe('recreated');
+    expect(controller.pods.get('berth-ses-alpha')!.ip).not.toBe(ipBefore);
+    expect((await woken.client.readFile('notes.txt')).toString()).toBe('kept across hibernation');
+    expect(await provider.state('ses_alpha')).toBe('running');
+  });
+
+  it('resumes a watch cut mid-way and relists after 410 Gone', async () => {
+    await controller.hold();
+    restarts.length = 0;
+    const pending = provider.ensure({ sessionId: 'ses_beta', env: {} });
+    const claim = await until('the claim', () => getClaim('berth-ses-beta').catch(() => undefined));
+    await new Promise((r) => setTimeout(r, 300)); // the provider is now watching from the create's version
+
+    cutter.cut({ block: true });
+    // Move etcd on and compact it: the version the provider resumes from no longer exists.
+    for (let i = 0; i < 5; i++) {
+      await plane.request('PATCH', `${ext}/sandboxclaims/berth-ses-beta`, { metadata: { annotations: { touch: String(i) } } }, 'application/merge-patch+json');
+    }
+    const compactedAt = await compactEtcd(plane);
+    expect(compactedAt).toBeGreaterThan(Number(claim.metadata.resourceVersion));
+    await new Promise((r) => setTimeout(r, 300));
+    cutter.resume();
+    controller.release();
+
+    const { client, started } = await pending;
+    expect(started).toBe('created');
+    expect(restarts).toContain('gone');
+    expect(restarts.some((why) => why === 'error' || why === 'closed')).toBe(true);
+    expect(await run(client, 'echo ok')).toBe('ok\n');
+  });
+
+  it('fails with the controller reason when the warm pool or its template is missing', async () => {
+    harnessOf.ses_nopool = 'missing';
+    const noPool = provider.ensure({ sessionId: 'ses_nopool', env: {} });
+    await expect(noPool).rejects.toBeInstanceOf(SandboxClaimError);
+    await expect(noPool).rejects.toThrow(/SandboxWarmPool does not exist \(WarmPoolNotFound: SandboxWarmPool "berth-missing" not found\)/);
+
+    await plane.request('POST', `${ext}/sandboxwarmpools`, {
+      apiVersion: 'extensions.agents.x-k8s.io/v1beta1',
+      kind: 'SandboxWarmPool',
+      metadata: { name: 'berth-orphan' },
+      spec: { replicas: 1, sandboxTemplateRef: { name: 'berth-orphan' } },
+    });
+    harnessOf.ses_orphan = 'orphan';
+    await expect(provider.ensure({ sessionId: 'ses_orphan', env: {} })).rejects.toMatchObject({ name: 'SandboxClaimError', reason: 'TemplateNotFound' });
+  });
+
+  it('replaces an expired claim, and reports expiry while waiting', async () => {
+    await provider.ensure({ sessionId: 'ses_gamma', env: {} });
+    const expired = { type: 'Ready', status: 'False', reason: 'ClaimExpired', message: 'Claim expired. Sandbox cleanup initiated.', lastTransitionTime: new Date().toISOString() };
+    await controller.hold();
+    await plane.request('PATCH', `${ext}/sandboxclaims/berth-ses-gamma/status`, { status: { conditions: [expired] } }, 'application/merge-patch+json');
+    controller.release();
+    const replaced = await provider.ensure({ sessionId: 'ses_gamma', env: {} });
+    expect(replaced.started).toBe('recreated');
+    expect(await run(replaced.client, 'echo fresh')).toBe('fresh\n');
+
+    await controller.hold();
+    const waiting = provider.ensure({ sessionId: 'ses_delta', env: {} });
+    await until('the claim', () => getClaim('berth-ses-delta').catch(() => undefined));
+    const sandboxExpired = { ...expired, reason: 'SandboxExpired', message: 'Underlying Sandbox resource has expired independently of the Claim.' };
+    await plane.request('PATCH', `${ext}/sandboxclaims/berth-ses-delta/status`, { status: { conditions: [sandboxExpired] } }, 'application/merge-patch+json');
+    await expect(waiting).rejects.toMatchObject({ reason: 'SandboxExpired', message: expect.stringContaining('the Sandbox expired') });
+    controller.release();
+  });
+
+  it('times out with the last reason it saw', async () => {
+    const impatient = kubernetesSandboxProvider({
+      kube: plane.kubeConfig(),
+      namespace: NS,
+      warmPoolPrefix: 'berth-',
+      sandboxdPort,
+      readyTimeoutMs: 1_500,
+      placement,
+    });
+    await controller.hold();
+    const pending = impatient.ensure({ sessionId: 'ses_slow', env: {} });
+    await until('the claim', () => getClaim('berth-ses-slow').catch(() => undefined));
+    const notReady = { type: 'Ready', status: 'False', reason: 'DependenciesNotReady', message: 'Pod is not ready', lastTransitionTime: new Date().toISOString() };
+    await plane.request('PATCH', `${ext}/sandboxclaims/berth-ses-slow/status`, { status: { conditions: [notReady] } }, 'application/merge-patch+json');
+    await expect(pending).rejects.toBeInstanceOf(SandboxReadyTimeoutError);
+    await expect(pending).rejects.toThrow('berth-ses-slow was not ready after 2s (last reason: DependenciesNotReady: Pod is not ready)');
+    controller.release();
+    impatient.close();
+  });
+
+  it('destroy deletes the claim, and with it the Sandbox and the workspace', async () => {
+    await provider.ensure({ sessionId: 'ses_alpha', env: {} });
+    const workspace = controller.pods.get('berth-ses-alpha')!.workspace;
+    expect(fs.existsSync(path.join(workspace, 'notes.txt'))).toBe(true);
+
+    await provider.destroy('ses_alpha');
+    await expect(getClaim('berth-ses-alpha')).rejects.toThrow(/HTTP 404/);
+    expect(await provider.state('ses_alpha')).toBe('none');
+    await until('the workspace to go', async () => (fs.existsSync(workspace) ? undefined : true));
+    await expect(plane.request('GET', `${core}/sandboxes/berth-ses-alpha`)).rejects.toThrow(/HTTP 404/);
+    await provider.destroy('ses_alpha'); // idempotent
+  });
+});
