@@ -1,0 +1,136 @@
+// A whole conversation through the real stack: API → Temporal → worker → LiteLLM → scripted model,
+// tools in a real bubblewrap sandbox, events over SSE.
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBerth, type Berth } from '../support/berth.ts';
+import { assertOrderedOnce } from '../support/assertions.ts';
+
+let berth: Berth;
+beforeAll(async () => {
+  berth = await startBerth({ name: 'conversation' });
+});
+afterAll(async () => {
+  await berth?.stop();
+});
+
+describe('a conversation with tool calls', () => {
+  it('runs bash and write_file in the sandbox, records the transcript and streams every event once, in order', async () => {
+    const model = berth.model('conv');
+    await berth.script(model, [
+      { tool_calls: [{ id: 'call_1', name: 'bash', arguments: { command: 'echo "hello from $(hostname)"; echo oops >&2; exit 3' } }] },
+      { tool_calls: [{ id: 'call_2', name: 'write_file', arguments: { path: 'notes/today.txt', content: 'remember the milk\n' } }] },
+      { text: 'All done: I wrote notes/today.txt.', chunks: ['All ', 'done: ', 'I wrote ', 'notes/today.txt.'], chunk_delay_ms: 20 },
+    ]);
+    const agent = await berth.createAgent({ model, system_prompt: 'You are terse.' });
+    const session = await berth.api.post('/v1/sessions', { agent_id: agent.id });
+    expect(session.status).toBe(201);
+    const sid = session.body.id as string;
+
+    const streamed = berth.api.events(sid, { until: (e) => e.type === 'turn.completed', timeoutMs: 60_000 });
+    const sent = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'please take a note' });
+    expect(sent.status).toBe(200);
+    expect(sent.body.text ?? sent.body.reply?.text ?? sent.body.content).toBe('All done: I wrote notes/today.txt.');
+    const events = await streamed;
+
+    // The file is in the session's workspace on the host.
+    expect(await readFile(berth.workspace(sid, 'notes/today.txt'), 'utf8')).toBe('remember the milk\n');
+
+    // The transcript is complete and in order.
+    const transcript = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[];
+    expect(transcript.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant', 'tool', 'assistant']);
+    expect(transcript.map((m) => m.seq)).toEqual([...transcript.map((m) => m.seq)].sort((a, b) => a - b));
+    expect(transcript[0].content).toBe('please take a note');
+    expect(transcript[1].tool_calls[0]).toMatchObject({ id: 'call_1', name: 'bash' });
+    expect(transcript[2].content).toBe('hello from sandbox\noops\n\n[exit code: 3]');
+    expect(transcript[4].content).toBe('Wrote 18 bytes to notes/today.txt');
+    expect(transcript[5].content).toBe('All done: I wrote notes/today.txt.');
+
+    // Every event once, in order, with the expected shape.
+    assertOrderedOnce(events);
+    const types = events.map((e) => e.type);
+    expect(types.filter((t) => t === 'message.created')).toHaveLength(6);
+    expect(types.filter((t) => t === 'tool.started')).toHaveLength(2);
+    expect(types.filter((t) => t === 'tool.finished')).toHaveLength(2);
+    expect(types.filter((t) => t === 'turn.completed')).toHaveLength(1);
+    const text = events.filter((e) => e.type === 'message.delta').map((e) => e.data.text).join('');
+    expect(text).toBe('All done: I wrote notes/today.txt.');
+    const output = events.filter((e) => e.type === 'tool.output' && e.data.call_id === 'call_1').map((e) => e.data.data).join('');
+    expect(output).toContain('hello from sandbox');
+    expect(types.indexOf('tool.started')).toBeLessThan(types.indexOf('tool.finished'));
+    expect(events.find((e) => e.type === 'tool.finished' && e.data.call_id === 'call_1')?.data).toMatchObject({ exit_code: 3, is_error: true });
+
+    // Resuming from the middle with Last-Event-ID gives exactly the rest.
+    const middle = events[Math.floor(events.length / 2)]!;
+    const rest = await berth.api.events(sid, { lastEventId: middle.id, until: (e) => e.type === 'turn.completed', timeoutMs: 10_000 });
+    expect(rest.map((e) => e.id)).toEqual(events.filter((e) => e.id > middle.id).map((e) => e.id));
+
+    // The model saw the system prompt, the five builtin tools, and the tool results.
+    const requests = await berth.requests(model);
+    expect(requests).toHaveLength(3);
+    const first = requests[0];
+    expect(first.messages[0]).toEqual({ role: 'system', content: 'You are terse.' });
+    expect(first.tools.map((t: any) => t.function.name).sort()).toEqual(['bash', 'edit_file', 'list_files', 'read_file', 'write_file']);
+    expect(requests[2].messages.filter((m: any) => m.role === 'tool')).toHaveLength(2);
+
+    // Usage adds up, and the session reports a running sandbox.
+    const detail = (await berth.api.get(`/v1/sessions/${sid}`)).body;
+    expect(detail.status).toBe('active');
+    expect(detail.sandbox_state).toBe('running');
+    expect(detail.usage.completion_tokens).toBeGreaterThan(0);
+  });
+
+  it('answers a retried message (same Idempotency-Key) once', async () => {
+    const model = berth.model('idem');
+    await berth.script(model, [{ text: 'pong' }]);
+    const agent = await berth.createAgent({ model });
+    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const headers = { 'idempotency-key': 'the-same-key-twice' };
+    const a = await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'ping' }, headers);
+    const b = await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'ping' }, headers);
+    expect(a.status).toBe(202);
+    expect(b.status).toBe(202);
+    expect(b.body.message_id).toBe(a.body.message_id);
+    await berth.api.events(sid, { until: (e) => e.type === 'turn.completed' });
+    const transcript = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[];
+    expect(transcript.map((m) => m.role)).toEqual(['user', 'assistant']);
+  });
+
+  it('edits, reads and lists files, and tells the model about bad tool arguments', async () => {
+    const model = berth.model('files');
+    await berth.script(model, [
+      { tool_calls: [{ name: 'write_file', arguments: { path: 'a.txt', content: 'one two three' } }] },
+      { tool_calls: [{ name: 'edit_file', arguments: { path: 'a.txt', old_string: 'two', new_string: '2' } }] },
+      { tool_calls: [{ name: 'read_file', arguments: { path: 'a.txt' } }] },
+      { tool_calls: [{ name: 'list_files', arguments: {} }] },
+      { tool_calls: [{ name: 'read_file', arguments: { path: '../../etc/passwd' } }] },
+      { tool_calls: [{ name: 'bash', arguments: { cmd: 'ls' } }] },
+      { text: 'ok' },
+    ]);
+    const agent = await berth.createAgent({ model });
+    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const res = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'go' });
+    expect(res.status).toBe(200);
+    const tools = ((await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[]).filter((m) => m.role === 'tool');
+    expect(tools.map((m) => m.content)).toEqual([
+      'Wrote 13 bytes to a.txt',
+      'Edited a.txt',
+      'one 2 three',
+      'a.txt',
+      expect.stringMatching(/path/i),
+      expect.stringMatching(/invalid arguments for bash: .*command/),
+    ]);
+  });
+
+  it('truncates large tool output in the middle with a marker', async () => {
+    const model = berth.model('big');
+    await berth.script(model, [{ tool_calls: [{ name: 'bash', arguments: { command: 'seq 1 200000' } }] }, { text: 'counted' }]);
+    const agent = await berth.createAgent({ model });
+    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'count' });
+    const tool = ((await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[]).find((m) => m.role === 'tool');
+    expect(tool.content.startsWith('1\n2\n3\n')).toBe(true);
+    expect(tool.content.endsWith('199999\n200000\n')).toBe(true);
+    expect(tool.content).toMatch(/\[\.\.\. \d+ characters truncated \.\.\.\]/);
+    expect(tool.content.length).toBeLessThan(33_000);
+  });
+});

@@ -1,0 +1,117 @@
+// Crashes of the processes around a session, by SIGKILL: the worker mid-tool and mid-stream, the
+// sandbox between turns and mid-tool. The session carries on; nothing is lost or duplicated.
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBerth, type Berth } from '../support/berth.ts';
+import { assertOrderedOnce } from '../support/assertions.ts';
+import type { SseEvent } from '../support/api-client.ts';
+
+let berth: Berth;
+beforeAll(async () => {
+  berth = await startBerth({ name: 'crash', env: { BERTH_HEARTBEAT_TIMEOUT_S: '3' } });
+});
+afterAll(async () => {
+  await berth?.stop();
+});
+
+async function newSession(model: string): Promise<string> {
+  const agent = await berth.createAgent({ model });
+  return (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+}
+
+async function transcript(sid: string): Promise<any[]> {
+  return (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data;
+}
+
+describe('SIGKILL of the worker', () => {
+  it('during a long tool call: a new worker attaches to the running command; it runs once', async () => {
+    const model = berth.model('kill-tool');
+    await berth.script(model, [
+      { tool_calls: [{ name: 'bash', arguments: { command: 'echo started >> runs.log; sleep 4; echo finished' } }] },
+      { text: 'the command finished' },
+    ]);
+    const sid = await newSession(model);
+    const all: SseEvent[] = [];
+    const seen = berth.api.events(sid, { until: (e) => e.type === 'tool.started', onEvent: (e) => all.push(e) });
+    await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'run it' });
+    await seen;
+    await new Promise((r) => setTimeout(r, 500));
+    berth.killWorker();
+    await berth.startWorker();
+
+    const events = await berth.api.events(sid, { until: (e) => e.type.startsWith('turn.'), timeoutMs: 60_000 });
+    expect(events.at(-1)?.type).toBe('turn.completed');
+    assertOrderedOnce(events);
+    expect(events.filter((e) => e.type === 'tool.started')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'tool.finished')).toHaveLength(1);
+    expect(await readFile(berth.workspace(sid, 'runs.log'), 'utf8')).toBe('started\n');
+    const t = await transcript(sid);
+    expect(t.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
+    expect(t[2].content).toBe('finished\n');
+  });
+
+  it('during a streaming model step: the step is retried, the reply is recorded once', async () => {
+    const model = berth.model('kill-stream');
+    const chunks = Array.from({ length: 16 }, (_, i) => `part${i} `);
+    await berth.script(model, [{ text: chunks.join(''), chunks, chunk_delay_ms: 250 }]);
+    const sid = await newSession(model);
+    const firstDelta = berth.api.events(sid, { until: (e) => e.type === 'message.delta' });
+    await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'talk slowly' });
+    await firstDelta;
+    berth.killWorker();
+    await berth.startWorker();
+
+    const events = await berth.api.events(sid, { until: (e) => e.type.startsWith('turn.'), timeoutMs: 60_000 });
+    expect(events.at(-1)?.type).toBe('turn.completed');
+    assertOrderedOnce(events);
+    const retry = events.find((e) => e.type === 'step.retry');
+    expect(retry?.data).toMatchObject({ turn: 1, step: 1, attempt: 2 });
+    // A client that drops a step's earlier attempts on step.retry ends with exactly the reply.
+    const final = events.filter((e) => e.type === 'message.delta' && e.data.attempt === retry?.data.attempt).map((e) => e.data.text).join('');
+    expect(final).toBe(chunks.join(''));
+    const t = await transcript(sid);
+    expect(t.map((m) => m.role)).toEqual(['user', 'assistant']);
+    expect(t[1].content).toBe(chunks.join(''));
+  });
+});
+
+describe('SIGKILL of the sandbox', () => {
+  it('between turns: the next tool call recreates it with the workspace intact', async () => {
+    const model = berth.model('kill-sandbox-idle');
+    await berth.script(model, {
+      rules: [
+        { match: 'write', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'echo kept > kept.txt' } }] }, { text: 'written' }] },
+        { match: 'read', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'cat kept.txt' } }] }, { text: 'read' }] },
+      ],
+    });
+    const sid = await newSession(model);
+    await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'write' });
+    await berth.killSandbox(sid);
+    const res = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'read' });
+    expect(res.status).toBe(200);
+    const t = await transcript(sid);
+    expect(t.at(-2).content).toBe('kept\n');
+    const events = await berth.api.events(sid, { until: (e) => e.type === 'turn.completed' && e.data.turn === 2 });
+    expect(events.some((e) => e.type === 'session.status' && e.data.started === 'recreated')).toBe(true);
+  });
+
+  it('during a tool call: the model is told, and the next call runs in a recreated sandbox', async () => {
+    const model = berth.model('kill-sandbox-busy');
+    await berth.script(model, [
+      { tool_calls: [{ name: 'bash', arguments: { command: 'echo before > before.txt; sleep 30' } }] },
+      { tool_calls: [{ name: 'bash', arguments: { command: 'cat before.txt' } }] },
+      { text: 'recovered' },
+    ]);
+    const sid = await newSession(model);
+    const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
+    await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'go' });
+    await started;
+    await new Promise((r) => setTimeout(r, 300));
+    await berth.killSandbox(sid);
+    const events = await berth.api.events(sid, { until: (e) => e.type.startsWith('turn.'), timeoutMs: 60_000 });
+    expect(events.at(-1)?.type).toBe('turn.completed');
+    const tools = (await transcript(sid)).filter((m) => m.role === 'tool');
+    expect(tools[0].content).toContain('the sandbox stopped while this command ran');
+    expect(tools[1].content).toBe('before\n');
+  });
+});

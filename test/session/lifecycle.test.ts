@@ -1,0 +1,116 @@
+// Abort, idle hibernation, continue-as-new and the end of a session.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBerth, type Berth } from '../support/berth.ts';
+import { assertOrderedOnce } from '../support/assertions.ts';
+
+let berth: Berth;
+beforeAll(async () => {
+  berth = await startBerth({
+    name: 'lifecycle',
+    env: { BERTH_IDLE_TIMEOUT_S: '3', BERTH_CONTINUE_AS_NEW_EVENTS: '100' },
+  });
+});
+afterAll(async () => {
+  await berth?.stop();
+});
+
+const hostProcesses = (pattern: string) => execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.includes(pattern));
+
+describe('session lifecycle', () => {
+  it('abort during a long tool call kills the process, ends the turn as aborted, and the next message works', async () => {
+    const model = berth.model('abort');
+    await berth.script(model, {
+      rules: [
+        { match: 'long', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'sleep 987 & sleep 986; wait' } }] }, { text: 'never' }] },
+        { match: 'again', steps: [{ text: 'back to work' }] },
+      ],
+    });
+    const agent = await berth.createAgent({ model });
+    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
+    await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'do the long thing' });
+    await started;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(hostProcesses('sleep 987').length).toBeGreaterThan(0);
+
+    const aborted = await berth.api.post(`/v1/sessions/${sid}/abort`, {});
+    expect(aborted.status).toBe(202);
+    const events = await berth.api.events(sid, { until: (e) => e.type.startsWith('turn.'), timeoutMs: 30_000 });
+    expect(events.at(-1)).toMatchObject({ type: 'turn.aborted', data: { turn: 1 } });
+    expect(hostProcesses('sleep 987')).toEqual([]);
+    expect(hostProcesses('sleep 986')).toEqual([]);
+
+    const next = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'again' });
+    expect(next.status).toBe(200);
+    const t = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[];
+    expect(t.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
+    // The model was told the interrupted call has no result, so the conversation stays well-formed.
+    const last = (await berth.requests(model)).at(-1);
+    expect(last.messages.find((m: any) => m.role === 'tool')?.content).toMatch(/interrupted/);
+  });
+
+  it('hibernates an idle sandbox and wakes it with the next message', async () => {
+    const model = berth.model('idle');
+    await berth.script(model, {
+      rules: [
+        { match: 'first', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'echo 1 > state.txt' } }] }, { text: 'one' }] },
+        { match: 'second', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'cat state.txt' } }] }, { text: 'two' }] },
+      ],
+    });
+    const agent = await berth.createAgent({ model });
+    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'first' });
+    await berth.api.events(sid, { until: (e) => e.type === 'session.status' && e.data.status === 'hibernated', timeoutMs: 20_000 });
+    const hibernated = (await berth.api.get(`/v1/sessions/${sid}`)).body;
+    expect(hibernated).toMatchObject({ status: 'hibernated', sandbox_state: 'hibernated' });
+    expect(await berth.sandboxRunning(sid)).toBe(false);
+
+    await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'second' });
+    const t = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[];
+    expect(t.at(-2).content).toBe('1\n');
+    expect((await berth.api.get(`/v1/sessions/${sid}`)).body).toMatchObject({ status: 'active', sandbox_state: 'running' });
+  });
+
+  it('continues as new when history grows, keeping the conversation', async () => {
+    const model = berth.model('can');
+    await berth.script(model, [{ tool_calls: [{ name: 'bash', arguments: { command: 'echo -n x >> count.txt' } }] }, { text: 'counted' }]);
+    const agent = await berth.createAgent({ model });
+    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const connection = await Connection.connect({ address: berth.temporalAddress });
+    const client = new Client({ connection });
+    const firstRun = (await client.workflow.getHandle(sid).describe()).runId;
+    for (let i = 0; i < 8; i++) {
+      const res = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: `count ${i}` });
+      expect(res.status).toBe(200);
+    }
+    const described = await client.workflow.getHandle(sid).describe();
+    expect(described.runId).not.toBe(firstRun);
+    expect(described.status.name).toBe('RUNNING');
+    expect(described.historyLength).toBeLessThan(100);
+    const t = (await berth.api.get(`/v1/sessions/${sid}/messages?limit=100`)).body.data as any[];
+    expect(t.filter((m) => m.role === 'user')).toHaveLength(8);
+    expect(new Set(t.map((m) => m.seq)).size).toBe(t.length);
+    const events = await berth.api.events(sid, { until: (e) => e.type === 'turn.completed' && e.data.turn === 8 });
+    assertOrderedOnce(events);
+    await connection.close();
+  });
+
+  it('ending a session removes the sandbox and refuses further messages with 409', async () => {
+    const model = berth.model('end');
+    await berth.script(model, [{ tool_calls: [{ name: 'bash', arguments: { command: 'touch here' } }] }, { text: 'bye' }]);
+    const agent = await berth.createAgent({ model });
+    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'hi' });
+    expect(existsSync(berth.workspace(sid, 'here'))).toBe(true);
+    expect((await berth.api.delete(`/v1/sessions/${sid}`)).status).toBeLessThan(300);
+    expect((await berth.api.get(`/v1/sessions/${sid}`)).body).toMatchObject({ status: 'ended', sandbox_state: 'removed' });
+    expect(existsSync(berth.workspace(sid, 'here'))).toBe(false);
+    expect(await berth.sandboxRunning(sid)).toBe(false);
+    const late = await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'still there?' });
+    expect(late.status).toBe(409);
+    expect(late.body.error.code).toBe('session_ended');
+  });
+});
