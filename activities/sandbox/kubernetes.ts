@@ -194,6 +194,7 @@ export class KubernetesSandboxProvider implements SandboxProvider {
       initial: { kind: kind === claims ? 'SandboxClaim' : 'Sandbox', ...initial },
       evaluate,
       timeoutMs: Math.max(0, deadline - Date.now()),
+      totalTimeoutMs: this.options.readyTimeoutMs,
       onRestart: (why) => this.onWatchRestart(why, initial.metadata.name),
     });
   }

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadAllYaml } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   kubernetesSandboxProvider,
   SandboxClaimError,
@@ -56,6 +56,9 @@ beforeAll(async () => {
     onWatchRestart: (why) => restarts.push(why),
   });
 }, 180_000);
+
+// A test that fails while holding the played controller must not stall the ones after it.
+afterEach(() => controller?.release());
 
 afterAll(async () => {
   provider?.close();
@@ -196,7 +199,7 @@ describe('kubernetes sandbox provider (real kube-apiserver, played controller)',
     const notReady = { type: 'Ready', status: 'False', reason: 'DependenciesNotReady', message: 'Pod is not ready', lastTransitionTime: new Date().toISOString() };
     await plane.request('PATCH', `${ext}/sandboxclaims/berth-ses-slow/status`, { status: { conditions: [notReady] } }, 'application/merge-patch+json');
     await expect(pending).rejects.toBeInstanceOf(SandboxReadyTimeoutError);
-    await expect(pending).rejects.toThrow('berth-ses-slow was not ready after 2s (last reason: DependenciesNotReady: Pod is not ready)');
+    await expect(pending).rejects.toThrow('berth-ses-slow was not ready after 1.5s (last reason: DependenciesNotReady: Pod is not ready)');
     controller.release();
     impatient.close();
   });

@@ -15,6 +15,8 @@ export interface WaitOptions {
   initial: KubeObject;
   evaluate: (obj: KubeObject) => Readiness;
   timeoutMs: number;
+  /** The whole allowance, for the timeout message (timeoutMs may be what is left of it). */
+  totalTimeoutMs?: number;
   signal?: AbortSignal;
   /** Called for each reconnect, with why (for logs and tests). */
   onRestart?: (why: 'closed' | 'error' | 'gone') => void;
@@ -42,7 +44,7 @@ export async function waitFor(opts: WaitOptions): Promise<Ready> {
     const remainingMs = deadline - Date.now();
     if (remainingMs <= 0) {
       throw new SandboxReadyTimeoutError(
-        `${opts.name} was not ready after ${Math.round(opts.timeoutMs / 1000)}s (last reason: ${last.reason})`,
+        `${opts.name} was not ready after ${(opts.totalTimeoutMs ?? opts.timeoutMs) / 1000}s (last reason: ${last.reason})`,
       );
     }
 
