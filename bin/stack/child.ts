@@ -42,16 +42,6 @@ export function spawnLogged(opts: ChildOptions): ChildHandle {
   if (child.pid === undefined) throw new Error(`could not start ${opts.name} (${opts.command})`);
   const pid = child.pid;
   let running = true;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => {
-      running = false;
-      resolve({ code, signal });
-    });
-    child.on('error', () => {
-      running = false;
-      resolve({ code: null, signal: null });
-    });
-  });
   const signalGroup = (sig: NodeJS.Signals) => {
     try {
       process.kill(-pid, sig);
@@ -59,6 +49,19 @@ export function spawnLogged(opts: ChildOptions): ChildHandle {
       /* already gone */
     }
   };
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('exit', (code, signal) => {
+      running = false;
+      // Whatever the leader leaves behind goes with it: a SIGKILLed tsx would otherwise leave its
+      // node child running next to the restarted one.
+      signalGroup('SIGKILL');
+      resolve({ code, signal });
+    });
+    child.on('error', () => {
+      running = false;
+      resolve({ code: null, signal: null });
+    });
+  });
   return {
     name: opts.name,
     pid,
@@ -74,8 +77,6 @@ export function spawnLogged(opts: ChildOptions): ChildHandle {
         await exited;
         clearTimeout(timer);
       }
-      // Whatever the leader left behind in its group goes too.
-      signalGroup('SIGKILL');
     },
   };
 }

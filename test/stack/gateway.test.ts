@@ -1,0 +1,75 @@
+// The real LiteLLM proxy of the test stack forwards to the scripted model: streaming, tool calls,
+// usage, the model name without its `scripted/` prefix, and the demo route of the checked-in config.
+import OpenAI from 'openai';
+import { describe, expect, inject, it } from 'vitest';
+import { modelRequests, registerScript } from '../support/processes.ts';
+
+const client = () => new OpenAI({ baseURL: `${inject('gatewayUrl')}/v1`, apiKey: inject('gatewayApiKey'), maxRetries: 0 });
+const tools = [{ type: 'function' as const, function: { name: 'bash', parameters: { type: 'object', properties: { command: { type: 'string' } } } } }];
+
+describe('LiteLLM gateway', () => {
+  it('streams text and tool calls from the scripted model, with usage', async () => {
+    await registerScript('gw-stream', [
+      { chunks: ['Let me ', 'look.'], tool_calls: [{ name: 'bash', arguments: { command: 'ls' } }] },
+      { text: 'Nothing there.' },
+    ]);
+    const stream = await client().chat.completions.create({
+      model: 'scripted/gw-stream', stream: true, stream_options: { include_usage: true }, tools,
+      messages: [{ role: 'user', content: 'what is in the workspace?' }],
+    });
+    let text = '';
+    let args = '';
+    let name = '';
+    let finish: string | null = null;
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      usage = chunk.usage ?? usage;
+      const choice = chunk.choices[0];
+      if (!choice) continue;
+      text += choice.delta.content ?? '';
+      for (const tc of choice.delta.tool_calls ?? []) {
+        name += tc.function?.name ?? '';
+        args += tc.function?.arguments ?? '';
+      }
+      finish = choice.finish_reason ?? finish;
+    }
+    expect(text).toBe('Let me look.');
+    expect(name).toBe('bash');
+    expect(JSON.parse(args)).toEqual({ command: 'ls' });
+    expect(finish).toBe('tool_calls');
+    expect(usage?.total_tokens).toBeGreaterThan(0);
+
+    const seen = await modelRequests('gw-stream');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.model).toBe('gw-stream');
+    expect(seen[0]!.stream).toBe(true);
+    expect(seen[0]!.tools?.[0]?.function.name).toBe('bash');
+  });
+
+  it('forwards a non-streaming second step with the tool result', async () => {
+    await registerScript('gw-steps', [{ tool_calls: [{ name: 'bash', arguments: { command: 'pwd' } }] }, { text: 'You are in /workspace.' }]);
+    const res = await client().chat.completions.create({
+      model: 'scripted/gw-steps', tools,
+      messages: [
+        { role: 'user', content: 'where am I?' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'bash', arguments: '{"command":"pwd"}' } }] },
+        { role: 'tool', tool_call_id: 'call_1', content: '/workspace' },
+      ],
+    });
+    expect(res.choices[0]!.message.content).toBe('You are in /workspace.');
+    const last = (await modelRequests('gw-steps')).at(-1)!;
+    expect(last.messages.at(-1)).toMatchObject({ role: 'tool', tool_call_id: 'call_1', content: '/workspace' });
+  });
+
+  it('serves the demo model and refuses a key other than its master key', async () => {
+    const res = await client().chat.completions.create({ model: 'berth-demo', messages: [{ role: 'user', content: 'hi' }] });
+    expect(res.choices[0]!.message.content).toContain('berth-demo');
+    const wrong = new OpenAI({ baseURL: `${inject('gatewayUrl')}/v1`, apiKey: 'sk-wrong', maxRetries: 0 });
+    // Without a database LiteLLM knows only its master key; any other key is refused (400 "No connected db", or 401).
+    const refused = await wrong.chat.completions.create({ model: 'berth-demo', messages: [{ role: 'user', content: 'hi' }] }).then(
+      () => undefined,
+      (err: InstanceType<typeof OpenAI.APIError>) => err.status,
+    );
+    expect([400, 401]).toContain(refused);
+  });
+});
