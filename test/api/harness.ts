@@ -30,9 +30,10 @@ export interface TestApi {
 }
 
 export async function startApi(name: string, opts: { withWorker?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<TestApi> {
-  const t = testEnv(name, { LOG_LEVEL: 'warn', BERTH_MAX_BODY_BYTES: '4096', ...opts.env });
-  // db(), the EventBus and loadConfig() read the process environment: this test file's process is ours.
-  Object.assign(process.env, t.env);
+  const t = testEnv(name, { BERTH_MAX_BODY_BYTES: '4096', ...opts.env });
+  // db(), the EventBus and loadConfig() read the process environment: this test file's process is
+  // ours. The in-process app logs only warnings (the worker keeps its own level: it signals readiness by log).
+  Object.assign(process.env, t.env, { LOG_LEVEL: 'warn' });
   const config = loadConfig();
   const worker = opts.withWorker ? await startWorker(t) : undefined;
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
