@@ -5,8 +5,9 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { Worker } from '@temporalio/worker';
+import { execFileSync } from 'node:child_process';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { TEMPORAL_BIN } from '../../bin/stack/temporal.ts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startBerth, type Berth } from '../support/berth.ts';
 
@@ -15,6 +16,7 @@ const workflowsPath = fileURLToPath(new URL('../../workflows/session.ts', import
 
 let berth: Berth;
 beforeAll(async () => {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   berth = await startBerth({ name: 'replay', env: { BERTH_IDLE_TIMEOUT_S: '2' } });
 });
 afterAll(async () => {
@@ -46,7 +48,9 @@ it('replays a freshly recorded session (tools, abort, hibernation, end)', async 
   await connection.close();
   await Worker.runReplayHistory({ workflowsPath }, history, sid);
   if (process.env.BERTH_RECORD_HISTORIES === '1') {
-    await writeFile(path.join(fixtures, 'session-tools-abort-hibernate-end.json'), historyToJSON(history));
+    // The CLI's JSON is the format Temporal documents for replay fixtures.
+    const json = execFileSync(TEMPORAL_BIN, ['workflow', 'show', '-w', sid, '--address', berth.temporalAddress, '--output', 'json']);
+    await writeFile(path.join(fixtures, 'session-tools-abort-hibernate-end.json'), json);
   }
 });
 
