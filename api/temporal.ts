@@ -32,7 +32,7 @@ export function workflowUrl(config: Config, sessionId: string): string {
   return `${config.TEMPORAL_UI_URL.replace(/\/$/, '')}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(sessionId)}`;
 }
 
-/** The workflow input: a snapshot of the agent (sandbox env = agent env, then CONTAINER_ENV_X as X) and the limits. */
+/** The workflow input: a snapshot of the agent and the limits. (The worker adds CONTAINER_ENV_X as X to every sandbox.) */
 export function sessionInput(config: Config, sessionId: string, agent: Agent): SessionInput {
   return {
     sessionId,
@@ -43,7 +43,7 @@ export function sessionInput(config: Config, sessionId: string, agent: Agent): S
       model: agent.model,
       systemPrompt: agent.systemPrompt,
       tools: agent.tools as ToolName[],
-      env: { ...(agent.env as Record<string, string>), ...config.containerEnv },
+      env: agent.env as Record<string, string>,
     },
     limits: sessionLimits(config),
   };
