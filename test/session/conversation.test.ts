@@ -29,7 +29,7 @@ describe('a conversation with tool calls', () => {
     const streamed = berth.api.events(sid, { until: (e) => e.type === 'turn.completed', timeoutMs: 60_000 });
     const sent = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'please take a note' });
     expect(sent.status).toBe(200);
-    expect(sent.body.text ?? sent.body.reply?.text ?? sent.body.content).toBe('All done: I wrote notes/today.txt.');
+    expect(sent.body).toMatchObject({ outcome: 'completed', text: 'All done: I wrote notes/today.txt.', turn: 1 });
     const events = await streamed;
 
     // The file is in the session's workspace on the host.
