@@ -91,7 +91,6 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresHand
     '-c', 'listen_addresses=127.0.0.1',
     '-c', `unix_socket_directories=${sockets}`,
     '-c', 'max_connections=300',
-    '-c', 'fsync=on',
   ]);
   const child = spawnLogged({ name: 'postgres', command: cmd, args, logPath, stopSignal: 'SIGINT' });
   const adminUrl = `postgresql://${PG_USER}@127.0.0.1:${opts.port}/postgres`;
