@@ -19,6 +19,8 @@ export interface ModelServerOptions {
   /** Requests kept per model for /__requests (oldest dropped first). */
   recordLimit?: number;
   logPath?: string;
+  /** Called when a completion request arrives and when its reply has been sent (the benchmark times the platform around the model). */
+  observe?: { received(req: ChatRequest): void; replied(req: ChatRequest): void };
 }
 
 export interface ModelServerHandle {
@@ -86,6 +88,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
     } catch (err) {
       return sendJson(res, 400, { error: { message: (err as Error).message, type: 'invalid_request_error' } });
     }
+    opts.observe?.received(body);
     const key = scriptKey(body.model);
     const list = recorded.get(key) ?? [];
     list.push(body);
@@ -96,8 +99,9 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
     log(`${body.model} stream=${Boolean(body.stream)} messages=${body.messages.length} -> ${reply.error ? `error ${reply.error.status}` : `${reply.tool_calls?.length ?? 0} tool calls`}`);
     if (reply.error) return sendJson(res, reply.error.status, { error: { message: reply.error.message, type: 'invalid_request_error' } });
     const completion = buildCompletion(body, reply);
-    if (!body.stream) return sendJson(res, 200, completion.full);
-    await streamCompletion(res, completion, body.stream_options?.include_usage === true, reply.chunk_delay_ms ?? opts.chunkDelayMs ?? 0);
+    if (!body.stream) sendJson(res, 200, completion.full);
+    else await streamCompletion(res, completion, body.stream_options?.include_usage === true, reply.chunk_delay_ms ?? opts.chunkDelayMs ?? 0);
+    opts.observe?.replied(body);
   }
 
   await new Promise<void>((resolve, reject) => {
