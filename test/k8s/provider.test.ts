@@ -3,7 +3,6 @@
 // (support/controller.ts): Ready status with a pod IP that leads to a real sandboxd on loopback.
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadAllYaml } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   kubernetesSandboxProvider,
@@ -15,7 +14,7 @@ import {
 import type { SandboxdClient } from '../../activities/sandbox/provider.ts';
 import { freePort } from '../../bin/stack/ports.ts';
 import { playController, type PlayedController } from './support/controller.ts';
-import { compactEtcd, installAgentSandbox, repoRoot, startControlPlane, type ControlPlane } from './support/control-plane.ts';
+import { compactEtcd, installAgentSandbox, repoRoot, startControlPlane, yamlDocs, type ControlPlane } from './support/control-plane.ts';
 import { startCutter, type Cutter } from './support/cutter.ts';
 
 const NS = 'berth-sandboxes';
@@ -40,7 +39,7 @@ beforeAll(async () => {
   await installAgentSandbox(plane, NS);
   // The repo's own template and pool: the real API server validates them against the CRDs.
   for (const file of ['template-builtin.yaml', 'warmpool-builtin.yaml']) {
-    const docs = loadAllYaml(fs.readFileSync(path.join(repoRoot, 'k8s/base/sandboxes', file), 'utf8')) as { kind: string }[];
+    const docs = yamlDocs(fs.readFileSync(path.join(repoRoot, 'k8s/base/sandboxes', file), 'utf8')) as { kind: string }[];
     for (const doc of docs) await plane.request('POST', `${ext}/${doc.kind.toLowerCase()}s`, doc);
   }
   sandboxdPort = await freePort();

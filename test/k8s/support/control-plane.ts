@@ -7,7 +7,8 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig, loadAllYaml } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { spawnLogged, tailLog, waitReady, type ChildHandle } from '../../../bin/stack/child.ts';
 import { freePort } from '../../../bin/stack/ports.ts';
 
@@ -26,6 +27,16 @@ export interface ControlPlane {
   /** GET/POST/PATCH a raw API path; throws with the server's message on a non-2xx status. */
   request<T = unknown>(method: string, apiPath: string, body?: unknown, contentType?: string): Promise<T>;
   stop(): Promise<void>;
+}
+
+/** The documents of a YAML stream as plain objects (client-node's loadAllYaml renames `enum`/`default`). */
+export function yamlDocs(text: string): unknown[] {
+  return parseAllDocuments(text)
+    .map((doc) => {
+      if (doc.errors.length) throw new Error(`invalid YAML: ${doc.errors[0]!.message}`);
+      return doc.toJS() as unknown;
+    })
+    .filter((doc) => doc !== null && doc !== undefined);
 }
 
 export function requireTool(name: string): string {
@@ -151,7 +162,7 @@ export async function installAgentSandbox(plane: ControlPlane, namespace: string
   if (files.length !== 4) throw new Error(`expected the four agent-sandbox CRDs in ${crdDir}, found ${files.join(', ') || 'none'}`);
   const names: string[] = [];
   for (const file of files) {
-    for (const crd of loadAllYaml(fs.readFileSync(path.join(crdDir, file), 'utf8')) as { metadata: { name: string } }[]) {
+    for (const crd of yamlDocs(fs.readFileSync(path.join(crdDir, file), 'utf8')) as { metadata: { name: string } }[]) {
       await plane.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
       names.push(crd.metadata.name);
     }

@@ -3,8 +3,7 @@
 // Strict like kubeconform's own catalogue: an object with known properties admits no others.
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadAllYaml } from '@kubernetes/client-node';
-import { crdDir, type ControlPlane } from './control-plane.ts';
+import { crdDir, yamlDocs, type ControlPlane } from './control-plane.ts';
 
 type Schema = Record<string, unknown> & {
   properties?: Record<string, Schema>;
@@ -38,7 +37,7 @@ export async function writeBuiltinSchemas(plane: ControlPlane, dir: string): Pro
 export function writeCrdSchemas(dir: string): number {
   let written = 0;
   for (const file of fs.readdirSync(crdDir).filter((f) => f.endsWith('.yaml'))) {
-    for (const crd of loadAllYaml(fs.readFileSync(path.join(crdDir, file), 'utf8')) as CRD[]) {
+    for (const crd of yamlDocs(fs.readFileSync(path.join(crdDir, file), 'utf8')) as CRD[]) {
       fs.mkdirSync(path.join(dir, crd.spec.group), { recursive: true });
       for (const version of crd.spec.versions) {
         const out = path.join(dir, crd.spec.group, `${crd.spec.names.kind}_${version.name}.json`.toLowerCase());
