@@ -18,6 +18,8 @@ import { startWorker, testEnv, TEST_ADMIN_KEY } from '../support/processes.ts';
 export interface TestApi {
   url: string;
   teamId: string;
+  /** The Bearer key of this file's team. */
+  key: string;
   /** Acts for this file's team. */
   api: ReturnType<typeof apiClient>;
   /** Acts for team_default (the admin key): another team, as far as `api`'s resources go. */
@@ -66,6 +68,7 @@ export async function startApi(name: string, opts: { withWorker?: boolean; env?:
   return {
     url,
     teamId,
+    key: teamKey,
     api: apiClient(url, teamKey),
     adminApi: apiClient(url, TEST_ADMIN_KEY),
     config,
