@@ -204,5 +204,6 @@ function readUntil(s: net.Socket, marker: string): Promise<string> {
       }
     };
     s.on('data', onData);
+    s.resume();
   });
 }
