@@ -13,7 +13,6 @@ export interface SandboxLimits {
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SANDBOXD_IN_SANDBOX = '/opt/berth/sandboxd';
-const SOCKET_DIR_IN_SANDBOX = '/run/berth';
 
 const baseEnv = {
   PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -43,7 +42,7 @@ function rootDirs(): string[] {
 
 export function bwrapArgs(
   env: Record<string, string>,
-  paths: { workspace: string; sockDir: string; etcDir: string },
+  paths: { workspace: string; etcDir: string },
   sandboxdBin: string,
   limits: SandboxLimits,
 ): string[] {
@@ -59,11 +58,10 @@ export function bwrapArgs(
     ...hostEtc.flatMap((p) => ['--ro-bind-try', p, p]),
     ...['passwd', 'group', 'hosts'].flatMap((f) => ['--ro-bind', path.join(paths.etcDir, f), `/etc/${f}`]),
     '--bind', paths.workspace, '/workspace',
-    '--bind', paths.sockDir, SOCKET_DIR_IN_SANDBOX,
     '--ro-bind', sandboxdBin, SANDBOXD_IN_SANDBOX,
     '--chdir', '/workspace',
     SANDBOXD_IN_SANDBOX,
-    '--listen', `unix:${SOCKET_DIR_IN_SANDBOX}/sandboxd.sock`,
+    '--listen', 'fd:{listen-fd}', // the socket `sandboxd launch` bound on the host, passed as an open fd
     '--workspace', '/workspace',
     '--cpu-seconds', String(limits.cpuSeconds),
     '--file-bytes', String(limits.fileBytes),

@@ -54,8 +54,8 @@ export function sandboxPaths(dataDir: string, sessionId: string) {
     sessionDir,
     workspace: path.join(sessionDir, 'workspace'),
     runDir,
-    /** Bound into the sandbox at /run/berth; only the socket lives here, never the pidfile. */
-    sockDir: path.join(runDir, 'sock'),
+    /** Bound by `sandboxd launch` on the host; the sandbox only gets the open listening fd. */
+    socket: path.join(runDir, 'sandboxd.sock'),
     etcDir: path.join(runDir, 'etc'),
     log: path.join(runDir, 'sandbox.log'),
     cgroupName: `sbx-${key}`,
@@ -136,8 +136,9 @@ export class LocalSandboxProvider implements SandboxProvider {
     const launcher: { exit: number | null } = { exit: null };
     child.on('exit', (code) => (launcher.exit = code ?? 128));
     child.on('error', () => (launcher.exit = 127));
+    // Once launch has bound the socket, a health request waits in its backlog until sandboxd is up.
     for (let attempt = 0; ; attempt++) {
-      if (await healthy(client, 250)) return launcher.exit !== EXIT_ALREADY_RUNNING;
+      if (await healthy(client, Math.max(100, deadline - Date.now()))) return launcher.exit !== EXIT_ALREADY_RUNNING;
       if (launcher.exit !== null && launcher.exit !== EXIT_ALREADY_RUNNING) {
         throw new Error(`sandbox for session ${spec.sessionId} failed to start (exit ${launcher.exit}): ${tail(paths.log)}`);
       }
@@ -199,7 +200,6 @@ async function healthy(client: HttpSandboxdClient, timeoutMs = HEALTH_TIMEOUT_MS
 
 async function prepare(paths: Paths): Promise<void> {
   await fs.mkdir(paths.workspace, { recursive: true });
-  await fs.mkdir(paths.sockDir, { recursive: true });
   await fs.mkdir(paths.etcDir, { recursive: true });
   const stubs: Record<string, string> = {
     passwd: 'root:x:0:0:root:/workspace:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
@@ -214,17 +214,16 @@ async function prepare(paths: Paths): Promise<void> {
 
 /** The socket path to connect to: the real one, or a short symlink to its directory when too long. */
 async function socketFor(paths: Paths): Promise<string> {
-  const real = path.join(paths.sockDir, 'sandboxd.sock');
-  if (Buffer.byteLength(real) < 100) return real;
+  if (Buffer.byteLength(paths.socket) < 100) return paths.socket;
   await fs.mkdir(path.dirname(paths.shortLink), { recursive: true, mode: 0o700 });
   const current = await fs.readlink(paths.shortLink).catch(() => null);
-  if (current !== paths.sockDir) {
+  if (current !== paths.runDir) {
     await fs.rm(paths.shortLink, { force: true });
-    await fs.symlink(paths.sockDir, paths.shortLink).catch((err: NodeJS.ErrnoException) => {
+    await fs.symlink(paths.runDir, paths.shortLink).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err;
     });
   }
-  return path.join(paths.shortLink, 'sandboxd.sock');
+  return path.join(paths.shortLink, path.basename(paths.socket));
 }
 
 function stopSandbox(sandboxdBin: string, runDir: string): Promise<void> {

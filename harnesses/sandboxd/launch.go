@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,8 +18,13 @@ import (
 //   lock     flock'ed by launch and stop, so two workers never start (or stop) one sandbox twice
 //   pid      "<pid> <start time>" of the outer bwrap process (start time guards against pid reuse)
 //   cgroups  one cgroup directory per line, created for this sandbox
-// `launch` exits 3 when a live sandbox already owns the run dir; otherwise it joins fresh cgroups
-// and replaces itself with bwrap, so the pid it recorded is the sandbox's.
+//   sandboxd.sock  the API socket, bound here by launch and handed to sandboxd as an open fd
+// `launch` exits 3 when a live sandbox already owns the run dir; otherwise it joins fresh cgroups,
+// binds the socket and replaces itself with bwrap, so the pid it recorded is the sandbox's.
+//
+// Binding on the host side keeps the socket file out of the sandbox (which could otherwise swap it
+// for a symlink to some host socket the worker would then talk to), and lets a client connect as
+// soon as launch has run: its request waits in the backlog until sandboxd accepts it.
 
 const exitAlreadyRunning = 3
 
@@ -45,6 +51,11 @@ func runLaunch(args []string) int {
 		return exitAlreadyRunning
 	}
 	stopSandbox(*runDir) // whatever is left of a previous sandbox
+	listenFd, err := bindSocket(*runDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd launch:", err)
+		return 1
+	}
 	memoryLimited, err := joinCgroups(*runDir, *name, *memory, *pids)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd launch: cgroups unavailable (memory falls back to RLIMIT_DATA per process, no process limit):", err)
@@ -66,7 +77,11 @@ func runLaunch(args []string) int {
 		}
 	}
 	// The lock fd is close-on-exec: it is released the moment bwrap takes over.
-	err = syscall.Exec(bwrap, fs.Args(), []string{"PATH=/usr/bin:/bin"})
+	argv := make([]string, 0, fs.NArg())
+	for _, a := range fs.Args() { // the sandboxd command line inside names the fd as {listen-fd}
+		argv = append(argv, strings.ReplaceAll(a, "{listen-fd}", strconv.Itoa(listenFd)))
+	}
+	err = syscall.Exec(bwrap, argv, []string{"PATH=/usr/bin:/bin"})
 	fmt.Fprintln(os.Stderr, "sandboxd launch: exec", bwrap+":", err)
 	_ = os.Remove(filepath.Join(*runDir, "pid"))
 	return 1
@@ -162,7 +177,32 @@ func stopSandbox(runDir string) {
 	}
 	_ = os.Remove(filepath.Join(runDir, "cgroups"))
 	_ = os.Remove(filepath.Join(runDir, "pid"))
-	_ = os.Remove(filepath.Join(runDir, "sock", "sandboxd.sock"))
+	_ = os.Remove(filepath.Join(runDir, socketName))
+}
+
+const socketName = "sandboxd.sock"
+
+// bindSocket listens on <runDir>/sandboxd.sock and returns the listening fd, inheritable across exec.
+// It binds a relative path from inside runDir: a unix socket path must fit in 108 bytes, runDir may not.
+func bindSocket(runDir string) (int, error) {
+	if err := os.Chdir(runDir); err != nil {
+		return 0, err
+	}
+	_ = os.Remove(socketName)
+	ln, err := net.Listen("unix", socketName)
+	if err != nil {
+		return 0, err
+	}
+	_ = os.Chmod(socketName, 0o600)
+	f, err := ln.(*net.UnixListener).File() // a dup; the listener's own fd closes on exec
+	if err != nil {
+		return 0, err
+	}
+	fd := int(f.Fd()) // Fd() also puts it back in blocking mode, which sandboxd's runtime undoes
+	if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETFD, 0); errno != 0 {
+		return 0, errno
+	}
+	return fd, nil
 }
 
 func cgroupProcs(dir string) []int {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,7 +27,7 @@ type server struct {
 
 func runServe(args []string) error {
 	fs := flag.NewFlagSet("sandboxd", flag.ContinueOnError)
-	listen := fs.String("listen", "", "unix:/path/to.sock or tcp:host:port")
+	listen := fs.String("listen", "", "unix:/path/to.sock, tcp:host:port or fd:N (an inherited listening socket)")
 	workspace := fs.String("workspace", "/workspace", "directory that exec runs in and file paths are relative to")
 	cpu := fs.Uint64("cpu-seconds", 0, "RLIMIT_CPU for every exec'd process (0: none)")
 	fsize := fs.Uint64("file-bytes", 0, "RLIMIT_FSIZE for every exec'd process (0: none)")
@@ -64,8 +65,16 @@ func listenOn(spec string) (net.Listener, error) {
 		return ln, err
 	case "tcp":
 		return net.Listen("tcp", addr)
+	case "fd":
+		n, err := strconv.Atoi(addr)
+		if err != nil || n < 3 {
+			break
+		}
+		f := os.NewFile(uintptr(n), "listener")
+		defer f.Close() // FileListener holds its own close-on-exec dup
+		return net.FileListener(f)
 	}
-	return nil, fmt.Errorf("--listen must be unix:/path or tcp:host:port, got %q", spec)
+	return nil, fmt.Errorf("--listen must be unix:/path, tcp:host:port or fd:N, got %q", spec)
 }
 
 func (s *server) routes() http.Handler {

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SandboxRequestError, type ExecChunk, type SandboxdClient } from '../../activities/sandbox/provider.ts';
 import { HttpSandboxdClient } from '../../activities/sandbox/sandboxd-client.ts';
 import { sandboxPaths } from '../../activities/sandbox/local.ts';
-import path from 'node:path';
 import { harness, run, type Harness } from './helpers.ts';
 
 let h: Harness;
@@ -64,7 +63,7 @@ describe('exec', () => {
     const firstRun = client.exec({ id: 'attach-1', command, timeoutMs: 10_000 }, (c) => (first += c.data));
     await waitFor(() => first.includes('line2'));
     // A fresh connection, as a retried activity on a new worker would have.
-    const second = new HttpSandboxdClient({ socketPath: path.join(sandboxPaths(h.dataDir, 'exec').sockDir, 'sandboxd.sock') });
+    const second = new HttpSandboxdClient({ socketPath: sandboxPaths(h.dataDir, 'exec').socket });
     let replay = '';
     const secondResult = await second.exec({ id: 'attach-1', command, timeoutMs: 10_000 }, (c) => (replay += c.data));
     second.close();
@@ -106,7 +105,7 @@ describe('exec', () => {
   });
 
   it('a client created with env sends it with every exec', async () => {
-    const socketPath = path.join(sandboxPaths(h.dataDir, 'exec').sockDir, 'sandboxd.sock');
+    const socketPath = sandboxPaths(h.dataDir, 'exec').socket;
     const withEnv = new HttpSandboxdClient({ socketPath }, { env: { EXTRA_VAR: 'from client' } });
     expect((await run(withEnv, 'echo "$EXTRA_VAR"')).stdout).toBe('from client\n');
     withEnv.close();

@@ -50,6 +50,11 @@ describe('isolation', () => {
     expect(r.stderr + r.stdout).toContain('Read-only file system');
   });
 
+  it("the sandbox holds no unix socket of its own API, so it cannot redirect the worker's connections", async () => {
+    const r = await run(b, 'find / -path /proc -prune -o -type s -print 2>/dev/null');
+    expect(r.stdout).toBe('');
+  });
+
   it('has no network: only lo, and no connection to a host port on 127.0.0.1', async () => {
     let accepted = 0;
     const server = net.createServer((s) => {
