@@ -45,6 +45,14 @@ export const configSchema = z.object({
   BERTH_WORKER_CONCURRENCY: z.coerce.number().int().min(1).default(200),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   LOG_PRETTY: bool(false),
+  // The vault (lib/vault.ts parses the keys; a process that needs them stops when none is usable).
+  BERTH_VAULT_KEY: z.string().optional(),
+  BERTH_VAULT_KEYS: z.string().optional(),
+  BERTH_VAULT_KEY_ID: z.string().optional(),
+  // PEM file of extra CAs the vault proxy trusts for upstreams (private services, tests).
+  VAULT_EXTRA_CA_FILE: z.string().min(1).optional(),
+  // Short directory for the vault proxy's unix sockets (default: <tmp>/berth-vault-<hash of data dir>).
+  BERTH_VAULT_RUN_DIR: z.string().min(1).optional(),
 });
 
 export type Config = z.infer<typeof configSchema> & {
