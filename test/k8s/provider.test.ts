@@ -3,8 +3,9 @@
 // (support/controller.ts): Ready status with a pod IP that leads to a real sandboxd on loopback.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
+  kubernetesOptionsFromConfig,
   kubernetesSandboxProvider,
   SandboxClaimError,
   SandboxReadyTimeoutError,
@@ -13,6 +14,8 @@ import {
 } from '../../activities/sandbox/kubernetes.ts';
 import type { SandboxdClient } from '../../activities/sandbox/provider.ts';
 import { freePort } from '../../bin/stack/ports.ts';
+import { parseConfig } from '../../lib/config.ts';
+import { closeDb, db } from '../../lib/db.ts';
 import { playController, type PlayedController } from './support/controller.ts';
 import { compactEtcd, installAgentSandbox, repoRoot, startControlPlane, yamlDocs, type ControlPlane } from './support/control-plane.ts';
 import { startCutter, type Cutter } from './support/cutter.ts';
@@ -35,6 +38,7 @@ const placement = async (sessionId: string): Promise<SessionPlacement> => ({
 });
 
 beforeAll(async () => {
+  process.env.DATABASE_URL = inject('databaseUrl'); // before anything reads (and caches) the config
   plane = await startControlPlane();
   await installAgentSandbox(plane, NS);
   // The repo's own template and pool: the real API server validates them against the CRDs.
@@ -60,6 +64,7 @@ beforeAll(async () => {
 afterEach(() => controller?.release());
 
 afterAll(async () => {
+  await closeDb();
   provider?.close();
   await controller?.stop();
   await cutter?.close();
@@ -201,6 +206,31 @@ describe('kubernetes sandbox provider (real kube-apiserver, played controller)',
     await expect(pending).rejects.toThrow('berth-ses-slow was not ready after 1.5s (last reason: DependenciesNotReady: Pod is not ready)');
     controller.release();
     impatient.close();
+  });
+
+  it('configured from the environment: a kubeconfig file, and team, agent and harness from the database', async () => {
+    const suffix = Date.now().toString(36);
+    const ids = { team: `team_k8s${suffix}`, agent: `agt_k8s${suffix}`, session: `ses_k8s${suffix}` };
+    await db().team.create({ data: { id: ids.team, name: 'k8s test team' } });
+    await db().agent.create({ data: { id: ids.agent, teamId: ids.team, name: 'k8s', model: 'berth-demo', harness: 'builtin' } });
+    await db().session.create({ data: { id: ids.session, teamId: ids.team, agentId: ids.agent } });
+
+    const kubeconfig = path.join(plane.dir, 'kubeconfig.yaml');
+    fs.writeFileSync(kubeconfig, plane.kubeConfig().exportConfig(), { mode: 0o600 });
+    const config = parseConfig({ BERTH_K8S_KUBECONFIG: kubeconfig, BERTH_K8S_NAMESPACE: NS, BERTH_K8S_SANDBOXD_PORT: String(sandboxdPort), BERTH_K8S_READY_TIMEOUT_S: '20' });
+    const fromConfig = kubernetesSandboxProvider(kubernetesOptionsFromConfig(config));
+    try {
+      const { client, started } = await fromConfig.ensure({ sessionId: ids.session, env: {} });
+      expect(started).toBe('created');
+      expect(await run(client, 'echo configured')).toBe('configured\n');
+      const claim = await getClaim(`berth-${ids.session.replace('_', '-')}`);
+      expect(claim.metadata.labels).toMatchObject({ 'berth.dev/team': ids.team, 'berth.dev/agent': ids.agent, 'berth.dev/session': ids.session });
+      expect(claim.spec.warmPoolRef).toEqual({ name: 'berth-builtin' });
+      await fromConfig.destroy(ids.session);
+      await expect(fromConfig.ensure({ sessionId: 'ses_unknown', env: {} })).rejects.toThrow('session ses_unknown does not exist');
+    } finally {
+      fromConfig.close();
+    }
   });
 
   it('destroy deletes the claim, and with it the Sandbox and the workspace', async () => {
