@@ -116,7 +116,8 @@ export class LocalSandboxProvider implements SandboxProvider {
     this.clients.clear();
   }
 
-  /** Launches the sandbox and waits for sandboxd. Returns false if another process had started it. */
+  /** Launches the sandbox and waits for sandboxd. Returns false if another process had started it
+   * (the launcher becomes bwrap and records its own pid, so the pidfile names the one that started). */
   private async start(spec: SandboxSpec, paths: Paths, client: HttpSandboxdClient, retry = true): Promise<boolean> {
     const deadline = Date.now() + (this.options.startTimeoutMs ?? 10_000);
     const { limits } = this.options;
@@ -138,7 +139,7 @@ export class LocalSandboxProvider implements SandboxProvider {
     child.on('error', () => (launcher.exit = 127));
     // Once launch has bound the socket, a health request waits in its backlog until sandboxd is up.
     for (let attempt = 0; ; attempt++) {
-      if (await healthy(client, Math.max(100, deadline - Date.now()))) return launcher.exit !== EXIT_ALREADY_RUNNING;
+      if (await healthy(client, Math.max(100, deadline - Date.now()))) return (await recordedPid(paths)) === child.pid;
       if (launcher.exit !== null && launcher.exit !== EXIT_ALREADY_RUNNING) {
         throw new Error(`sandbox for session ${spec.sessionId} failed to start (exit ${launcher.exit}): ${tail(paths.log)}`);
       }
@@ -234,6 +235,11 @@ function stopSandbox(sandboxdBin: string, runDir: string): Promise<void> {
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`sandboxd stop ${runDir} failed (${code}): ${stderr.trim()}`))));
   });
+}
+
+async function recordedPid(paths: Paths): Promise<number | undefined> {
+  const raw = await fs.readFile(path.join(paths.runDir, 'pid'), 'utf8').catch(() => '');
+  return Number(raw.split(' ')[0]) || undefined;
 }
 
 function tail(file: string): string {

@@ -80,6 +80,11 @@ export class HttpSandboxdClient implements SandboxdClient {
   }
 
   exec(req: ExecRequest, onChunk: (c: ExecChunk) => void, signal?: AbortSignal): Promise<ExecResult> {
+    return this.execOnce(req, onChunk, signal, false);
+  }
+
+  /** A dead keep-alive connection is retried once: safe, since a repeated id attaches instead of rerunning. */
+  private execOnce(req: ExecRequest, onChunk: (c: ExecChunk) => void, signal: AbortSignal | undefined, retried: boolean): Promise<ExecResult> {
     const body = Buffer.from(JSON.stringify({ id: req.id, command: req.command, timeout_ms: req.timeoutMs, env: this.env }));
     return new Promise<ExecResult>((resolve, reject) => {
       if (signal?.aborted) return reject(abortReason(signal));
@@ -96,7 +101,9 @@ export class HttpSandboxdClient implements SandboxdClient {
         reject(abortReason(signal!));
       });
       signal?.addEventListener('abort', onAbort, { once: true });
+      let responded = false;
       const request = this.open('POST', '/exec', body, (res) => {
+        responded = true;
         if (res.statusCode !== 200) {
           readAll(res).then(
             (raw) => settle(() => reject(this.httpError(res.statusCode ?? 0, raw))),
@@ -118,7 +125,13 @@ export class HttpSandboxdClient implements SandboxdClient {
         res.on('end', () => settle(() => reject(new SandboxGoneError(`sandboxd at ${this.where} ended exec ${req.id} without an exit record`))));
         res.on('error', (err) => settle(() => reject(this.gone(err))));
       });
-      request.on('error', (err) => settle(() => reject(this.gone(err))));
+      request.on('error', (err: NodeJS.ErrnoException) => {
+        if (!responded && !retried && request.reusedSocket && err.code === 'ECONNRESET') {
+          settle(() => this.execOnce(req, onChunk, signal, true).then(resolve, reject));
+        } else {
+          settle(() => reject(this.gone(err)));
+        }
+      });
     });
   }
 

@@ -14,6 +14,16 @@ beforeAll(() => {
 });
 afterAll(() => h.cleanup());
 
+function killTree(pid: number) {
+  for (const p of [pid, ...hostDescendants(pid)]) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // already gone with its parent's namespace
+    }
+  }
+}
+
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('local sandbox lifecycle', () => {
@@ -44,8 +54,12 @@ describe('local sandbox lifecycle', () => {
   it('after SIGKILL of its whole process tree, the next ensure() recreates it with the workspace intact', async () => {
     const { client } = await h.provider.ensure({ sessionId: 'life-c', env: {} });
     await client.writeFile('notes/keep.txt', 'still here');
+    let started = false;
+    const inFlight = client.exec({ id: 'long', command: 'echo started; sleep 60', timeoutMs: 60_000 }, () => (started = true));
+    while (!started) await new Promise((r) => setTimeout(r, 5));
     const pid = sandboxPid(h.dataDir, 'life-c');
-    for (const p of [pid, ...hostDescendants(pid)]) process.kill(p, 'SIGKILL');
+    killTree(pid);
+    await expect(inFlight).rejects.toBeInstanceOf(SandboxGoneError);
     await expect(client.health()).rejects.toBeInstanceOf(SandboxGoneError);
     await expect(run(client, 'true')).rejects.toBeInstanceOf(SandboxGoneError);
     expect(await h.provider.state('life-c')).toBe('stopped');
