@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../lib/config.ts';
+import { killRemainingChildren } from './stack/child.ts';
 import { berthEntryExists, ROOT, startWeb, startWorker } from './stack/berth.ts';
 import { parseStackConfig } from './stack/config.ts';
 import { status } from './stack/console.ts';
@@ -31,6 +32,7 @@ async function shutdown(code: number): Promise<never> {
     shuttingDown = true;
     status('berth', 'info', 'stopping…');
     await supervisor.stopAll();
+    await killRemainingChildren();
   }
   process.exit(code);
 }
@@ -51,34 +53,8 @@ async function step<T extends { pid: number }>(name: string, detail: (h: T) => s
 
 try {
   const t0 = Date.now();
-  const pg = await step('postgres', (h) => `127.0.0.1:${h.port}`, () =>
-    supervisor.add('postgres', () => startPostgres({ dataDir, port: stack.BERTH_POSTGRES_PORT, logPath: logFile('postgres') })),
-  );
-  const migrated = await migrate(pg.url);
-  status('migrations', 'ready', `${migrated.applied.length} applied, ${migrated.alreadyApplied.length} already applied`);
-
-  const temporal = await step('temporal', (h) => `${h.address}, Web UI ${h.uiUrl}`, () =>
-    supervisor.add('temporal', () =>
-      startTemporal({ dataDir, port: stack.BERTH_TEMPORAL_PORT, uiPort: stack.BERTH_TEMPORAL_UI_PORT, namespace: config.TEMPORAL_NAMESPACE, logPath: logFile('temporal') }),
-    ),
-  );
-
-  let gatewayUrl = config.LITELLM_GATEWAY_URL;
-  let gatewayKey = config.LITELLM_API_KEY;
-  if (gatewayUrl) {
-    status('gateway', 'skipped', `using LITELLM_GATEWAY_URL=${gatewayUrl}`);
-  } else {
-    const model = await step('model-server', (h) => `${h.url} (berth-demo, a demo model)`, () =>
-      startModelServer({ port: stack.BERTH_MODEL_SERVER_PORT, scripted: false, chunkDelayMs: 15, logPath: logFile('model-server') }),
-    );
-    supervisor.addStoppable(model);
-    const gateway = await step('gateway', (h) => h.url, () =>
-      supervisor.add('gateway', () => startGateway({ dataDir, port: stack.BERTH_GATEWAY_PORT, modelServerUrl: model.url, logPath: logFile('gateway') })),
-    );
-    gatewayUrl = gateway.url;
-    gatewayKey = gateway.apiKey;
-  }
-
+  // LiteLLM takes the longest to boot (Python imports), so it starts alongside Postgres and Temporal.
+  const [{ pg, temporal }, gateway] = await Promise.all([startDataServices(), startModels()]);
   const admin = config.BERTH_ADMIN_API_KEY
     ? { value: config.BERTH_ADMIN_API_KEY, created: false, path: '' }
     : storedSecret(dataDir, 'admin-api-key', 'berth_admin_');
@@ -91,21 +67,22 @@ try {
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_NAMESPACE: temporal.namespace,
     TEMPORAL_UI_URL: temporal.uiUrl,
-    LITELLM_GATEWAY_URL: gatewayUrl,
-    LITELLM_API_KEY: gatewayKey,
+    LITELLM_GATEWAY_URL: gateway.url,
+    LITELLM_API_KEY: gateway.apiKey,
     BERTH_ADMIN_API_KEY: admin.value,
     PORT: String(config.PORT),
   };
-  await step('worker', (h) => `pid ${h.pid}, task queue ${config.BERTH_TASK_QUEUE}`, () =>
-    supervisor.add('worker', () => startWorker({ env, logPath: logFile('worker') })),
-  );
-  if (berthEntryExists('web')) {
-    await step('web', (h) => `http://127.0.0.1:${config.PORT}, pid ${h.pid}`, () =>
-      supervisor.add('web', () => startWeb({ env, port: config.PORT, logPath: logFile('web') })),
-    );
-  } else {
-    status('web', 'skipped', 'bin/web.ts is not there yet');
-  }
+  const web = berthEntryExists('web')
+    ? step('web', (h) => `http://127.0.0.1:${config.PORT}, pid ${h.pid}`, () =>
+        supervisor.add('web', () => startWeb({ env, port: config.PORT, logPath: logFile('web') })),
+      )
+    : Promise.resolve(status('web', 'skipped', 'bin/web.ts is not there yet'));
+  await Promise.all([
+    step('worker', (h) => `pid ${h.pid}, task queue ${config.BERTH_TASK_QUEUE}`, () =>
+      supervisor.add('worker', () => startWorker({ env, logPath: logFile('worker') })),
+    ),
+    web,
+  ]);
 
   const api = `http://${config.BERTH_HOST}:${config.PORT}`;
   console.log(`\nBerth is up in ${((Date.now() - t0) / 1000).toFixed(1)} s.`);
@@ -125,6 +102,35 @@ try {
 } catch (err) {
   status('berth', 'failed', (err as Error).message);
   await shutdown(1);
+}
+
+async function startDataServices() {
+  const pg = await step('postgres', (h) => `127.0.0.1:${h.port}`, () =>
+    supervisor.add('postgres', () => startPostgres({ dataDir, port: stack.BERTH_POSTGRES_PORT, logPath: logFile('postgres') })),
+  );
+  const migrated = await migrate(pg.url);
+  status('migrations', 'ready', `${migrated.applied.length} applied, ${migrated.alreadyApplied.length} already applied`);
+  const temporal = await step('temporal', (h) => `${h.address}, Web UI ${h.uiUrl}`, () =>
+    supervisor.add('temporal', () =>
+      startTemporal({ dataDir, port: stack.BERTH_TEMPORAL_PORT, uiPort: stack.BERTH_TEMPORAL_UI_PORT, namespace: config.TEMPORAL_NAMESPACE, logPath: logFile('temporal') }),
+    ),
+  );
+  return { pg, temporal };
+}
+
+/** The gateway Berth talks to: LITELLM_GATEWAY_URL, or a local LiteLLM in front of the demo model. */
+async function startModels(): Promise<{ url: string; apiKey?: string }> {
+  if (config.LITELLM_GATEWAY_URL) {
+    status('gateway', 'skipped', `using LITELLM_GATEWAY_URL=${config.LITELLM_GATEWAY_URL}`);
+    return { url: config.LITELLM_GATEWAY_URL, apiKey: config.LITELLM_API_KEY };
+  }
+  const model = await step('model-server', (h) => `${h.url} (berth-demo, a demo model)`, () =>
+    startModelServer({ port: stack.BERTH_MODEL_SERVER_PORT, scripted: false, chunkDelayMs: 15, logPath: logFile('model-server') }),
+  );
+  supervisor.addStoppable(model);
+  return step('gateway', (h) => h.url, () =>
+    supervisor.add('gateway', () => startGateway({ dataDir, port: stack.BERTH_GATEWAY_PORT, modelServerUrl: model.url, logPath: logFile('gateway') })),
+  );
 }
 
 async function stopSandboxes(): Promise<void> {

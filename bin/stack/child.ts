@@ -26,6 +26,14 @@ export interface ChildHandle {
   stop(graceMs?: number): Promise<void>;
 }
 
+// Every child this process started that has not exited yet, including ones still starting up.
+const live = new Set<ChildHandle>();
+
+/** Kills whatever is still running (last resort on shutdown: e.g. a child that was mid-start when start-up failed). */
+export async function killRemainingChildren(): Promise<void> {
+  await Promise.all([...live].map((h) => h.stop(0)));
+}
+
 export function spawnLogged(opts: ChildOptions): ChildHandle {
   fs.mkdirSync(path.dirname(opts.logPath), { recursive: true });
   const log = fs.openSync(opts.logPath, 'a');
@@ -62,7 +70,7 @@ export function spawnLogged(opts: ChildOptions): ChildHandle {
       resolve({ code: null, signal: null });
     });
   });
-  return {
+  const handle: ChildHandle = {
     name: opts.name,
     pid,
     logPath: opts.logPath,
@@ -79,6 +87,9 @@ export function spawnLogged(opts: ChildOptions): ChildHandle {
       }
     },
   };
+  live.add(handle);
+  void exited.then(() => live.delete(handle));
+  return handle;
 }
 
 /** Polls check() until it returns true, failing with the log's last lines if the child dies or time runs out. */

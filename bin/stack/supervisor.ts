@@ -30,6 +30,11 @@ export class Supervisor {
     const entry: Entry = { name, start, restarts: 0 };
     this.entries.push(entry);
     const first = await start();
+    // Started in parallel with something that failed: stopAll() has run already.
+    if (this.stopping) {
+      await first.stop();
+      throw new Error(`${name} started while the stack was stopping`);
+    }
     entry.current = first;
     this.watch(entry, first);
     return first;
