@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../../lib/config.ts';
 import { bwrapArgs, type SandboxLimits } from './bwrap.ts';
+import { EXIT_ALREADY_RUNNING, Launcher } from './launcher.ts';
 import type { SandboxProvider, SandboxRuntimeState, SandboxSpec } from './provider.ts';
 import { HttpSandboxdClient } from './sandboxd-client.ts';
 
@@ -29,7 +30,6 @@ export interface LocalSandboxOptions {
 export const defaultSandboxdBin = fileURLToPath(new URL('../../.tools/bin/sandboxd', import.meta.url));
 
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
-const EXIT_ALREADY_RUNNING = 3; // `sandboxd launch`: a live sandbox already owns the run dir
 const HEALTH_TIMEOUT_MS = 2_000;
 
 export function localOptionsFromConfig(config: Config): LocalSandboxOptions {
@@ -70,6 +70,9 @@ export class LocalSandboxProvider implements SandboxProvider {
   private readonly clients = new Map<string, HttpSandboxdClient>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly sandboxdBin: string;
+  /** A launcher already in its cgroups, ready for the next start (see launcher.ts). */
+  private spare: Launcher | undefined;
+  private closed = false;
 
   constructor(private readonly options: LocalSandboxOptions) {
     this.sandboxdBin = options.sandboxdBin ?? defaultSandboxdBin;
@@ -110,8 +113,11 @@ export class LocalSandboxProvider implements SandboxProvider {
     return (await healthy(await this.clientFor(sessionId, paths))) ? 'running' : 'stopped';
   }
 
-  /** Closes pooled connections (sandboxes keep running). */
+  /** Closes pooled connections and lets the spare launcher go (sandboxes keep running). */
   close(): void {
+    this.closed = true;
+    this.spare?.discard();
+    this.spare = undefined;
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
   }
@@ -119,39 +125,37 @@ export class LocalSandboxProvider implements SandboxProvider {
   /** Launches the sandbox and waits for sandboxd. Returns false if another process had started it
    * (the launcher becomes bwrap and records its own pid, so the pidfile names the one that started). */
   private async start(spec: SandboxSpec, paths: Paths, client: HttpSandboxdClient, retry = true): Promise<boolean> {
-    const deadline = Date.now() + (this.options.startTimeoutMs ?? 10_000);
+    const timeoutMs = this.options.startTimeoutMs ?? 10_000;
+    const deadline = Date.now() + timeoutMs;
     const { limits } = this.options;
-    const log = await fs.open(paths.log, 'a');
-    const child = spawn(
-      this.sandboxdBin,
-      [
-        'launch', '--run-dir', paths.runDir, '--cgroup-name', paths.cgroupName,
-        '--memory-bytes', String(limits.memoryBytes), '--pids', String(limits.pids), '--',
-        this.options.bwrapBin ?? 'bwrap', ...bwrapArgs(spec.env, paths, this.sandboxdBin, limits),
-      ],
-      { detached: true, stdio: ['ignore', log.fd, log.fd], env: { PATH: '/usr/bin:/bin' } },
-    );
-    await log.close();
-    child.unref();
-    // The launcher becomes bwrap, so it exits early only when it failed or found a live sandbox.
-    const launcher: { exit: number | null } = { exit: null };
-    child.on('exit', (code) => (launcher.exit = code ?? 128));
-    child.on('error', () => (launcher.exit = 127));
-    // Once launch has bound the socket, a health request waits in its backlog until sandboxd is up.
-    for (let attempt = 0; ; attempt++) {
-      if (await healthy(client, Math.max(100, deadline - Date.now()))) return (await recordedPid(paths)) === child.pid;
-      if (launcher.exit !== null && launcher.exit !== EXIT_ALREADY_RUNNING) {
-        throw new Error(`sandbox for session ${spec.sessionId} failed to start (exit ${launcher.exit}): ${tail(paths.log)}`);
-      }
-      if (Date.now() > deadline) {
-        if (launcher.exit === EXIT_ALREADY_RUNNING && retry) {
-          // A live but unresponsive sandbox holds the run dir: replace it.
-          await stopSandbox(this.sandboxdBin, paths.runDir);
-          return this.start(spec, paths, client, false);
+    const launcher = this.spare?.usable ? this.spare : Launcher.spawn(this.sandboxdBin);
+    this.spare = undefined;
+    launcher.start({
+      runDir: paths.runDir,
+      cgroupName: paths.cgroupName,
+      memoryBytes: limits.memoryBytes,
+      pids: limits.pids,
+      argv: [this.options.bwrapBin ?? 'bwrap', ...bwrapArgs(spec.env, paths, this.sandboxdBin, limits)],
+    });
+    try {
+      // Once launch has bound the socket, a health request waits in its backlog until sandboxd is up.
+      for (let attempt = 0; ; attempt++) {
+        if (await healthy(client, Math.max(100, deadline - Date.now()))) return (await recordedPid(paths)) === launcher.pid;
+        if (launcher.exit !== null && launcher.exit !== EXIT_ALREADY_RUNNING) {
+          throw new Error(`sandbox for session ${spec.sessionId} failed to start (exit ${launcher.exit}): ${tail(paths.log)}`);
         }
-        throw new Error(`sandbox for session ${spec.sessionId} did not answer within ${this.options.startTimeoutMs ?? 10_000} ms: ${tail(paths.log)}`);
+        if (Date.now() > deadline) {
+          if (launcher.exit === EXIT_ALREADY_RUNNING && retry) {
+            // A live but unresponsive sandbox holds the run dir: replace it.
+            await stopSandbox(this.sandboxdBin, paths.runDir);
+            return this.start(spec, paths, client, false);
+          }
+          throw new Error(`sandbox for session ${spec.sessionId} did not answer within ${timeoutMs} ms: ${tail(paths.log)}`);
+        }
+        await sleep(attempt < 50 ? 1 : 10);
       }
-      await sleep(attempt < 50 ? 1 : 10);
+    } finally {
+      if (!this.closed) this.spare ??= Launcher.spawn(this.sandboxdBin);
     }
   }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,44 +31,84 @@ const exitAlreadyRunning = 3
 
 const cgroupRoot = "/sys/fs/cgroup"
 
+// launchSpec says which sandbox to start: from flags, or as one JSON line on stdin for a spare.
+type launchSpec struct {
+	RunDir      string   `json:"run_dir"`
+	CgroupName  string   `json:"cgroup_name"`
+	MemoryBytes uint64   `json:"memory_bytes"`
+	Pids        uint64   `json:"pids"`
+	Argv        []string `json:"argv"`
+}
+
 func runLaunch(args []string) int {
 	fs := flag.NewFlagSet("launch", flag.ContinueOnError)
-	runDir := fs.String("run-dir", "", "the sandbox's run directory")
-	name := fs.String("cgroup-name", "", "name of the sandbox's cgroups (under <controller>/berth/)")
-	memory := fs.Uint64("memory-bytes", 0, "memory limit (cgroup; RLIMIT_DATA per process as a fallback)")
-	pids := fs.Uint64("pids", 0, "process limit (cgroup pids.max; no fallback)")
-	if err := fs.Parse(args); err != nil || *runDir == "" || *name == "" || fs.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: sandboxd launch --run-dir DIR --cgroup-name NAME [--memory-bytes N] [--pids N] -- bwrap ARGS...")
+	spare := fs.Bool("spare", false, "join fresh cgroups now, then read the launch spec as one JSON line on stdin")
+	var spec launchSpec
+	fs.StringVar(&spec.RunDir, "run-dir", "", "the sandbox's run directory")
+	fs.StringVar(&spec.CgroupName, "cgroup-name", "", "name of the sandbox's cgroups (under <controller>/berth/)")
+	fs.Uint64Var(&spec.MemoryBytes, "memory-bytes", 0, "memory limit (cgroup; RLIMIT_DATA per process as a fallback)")
+	fs.Uint64Var(&spec.Pids, "pids", 0, "process limit (cgroup pids.max; no fallback)")
+	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	unlock, err := lockRunDir(*runDir)
-	if err != nil {
+	if !*spare {
+		spec.Argv = fs.Args()
+		if spec.RunDir == "" || spec.CgroupName == "" || len(spec.Argv) == 0 {
+			fmt.Fprintln(os.Stderr, "usage: sandboxd launch --run-dir DIR --cgroup-name NAME [--memory-bytes N] [--pids N] -- bwrap ARGS...\n       sandboxd launch --spare  (spec on stdin)")
+			return 2
+		}
+		cgroups, cgErr := enterCgroups(spec.CgroupName)
+		return launch(spec, cgroups, cgErr)
+	}
+	// A spare pays for moving into cgroups (an RCU grace period in the kernel, often 10-20 ms) before
+	// it is needed; the worker keeps one waiting so a cold start does not.
+	sweepSpareCgroups()
+	cgroups, cgErr := enterCgroups(fmt.Sprintf("spare-%d", os.Getpid()))
+	line, err := bufio.NewReader(os.Stdin).ReadBytes('\n')
+	if err != nil { // the worker went away without using this spare
+		return 0
+	}
+	if err := json.Unmarshal(line, &spec); err != nil || spec.RunDir == "" || len(spec.Argv) == 0 {
+		return 2
+	}
+	if err := redirectStdio(filepath.Join(spec.RunDir, "sandbox.log")); err != nil {
+		return 1
+	}
+	return launch(spec, cgroups, cgErr)
+}
+
+func launch(spec launchSpec, cgroups map[string]string, cgErr error) int {
+	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "sandboxd launch:", err)
 		return 1
 	}
-	if pid, ok := runningPid(*runDir); ok {
+	unlock, err := lockRunDir(spec.RunDir)
+	if err != nil {
+		return fail(err)
+	}
+	if pid, ok := runningPid(spec.RunDir); ok {
 		unlock()
 		fmt.Fprintln(os.Stderr, "sandboxd launch: already running as pid", pid)
 		return exitAlreadyRunning
 	}
-	stopSandbox(*runDir) // whatever is left of a previous sandbox
-	listenFd, err := bindSocket(*runDir)
+	stopSandbox(spec.RunDir) // whatever is left of a previous sandbox
+	listenFd, err := bindSocket(spec.RunDir)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "sandboxd launch:", err)
-		return 1
+		return fail(err)
 	}
-	memoryLimited, err := joinCgroups(*runDir, *name, *memory, *pids)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sandboxd launch: cgroups unavailable (memory falls back to RLIMIT_DATA per process, no process limit):", err)
-		if *memory > 0 && !memoryLimited {
-			_ = syscall.Setrlimit(syscall.RLIMIT_DATA, &syscall.Rlimit{Cur: *memory, Max: *memory})
+	if err := limitCgroups(spec, cgroups); err != nil && cgErr == nil {
+		cgErr = err
+	}
+	if cgErr != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd launch: cgroups unavailable (memory falls back to RLIMIT_DATA per process, no process limit):", cgErr)
+		if _, ok := cgroups["memory"]; !ok && spec.MemoryBytes > 0 {
+			_ = syscall.Setrlimit(syscall.RLIMIT_DATA, &syscall.Rlimit{Cur: spec.MemoryBytes, Max: spec.MemoryBytes})
 		}
 	}
-	if err := writePidfile(*runDir); err != nil {
-		fmt.Fprintln(os.Stderr, "sandboxd launch:", err)
-		return 1
+	if err := writePidfile(spec.RunDir); err != nil {
+		return fail(err)
 	}
-	bwrap := fs.Arg(0)
+	bwrap := spec.Argv[0]
 	if !strings.ContainsRune(bwrap, '/') {
 		for _, dir := range []string{"/usr/bin", "/usr/local/bin", "/bin"} {
 			if _, err := os.Stat(filepath.Join(dir, bwrap)); err == nil {
@@ -76,15 +117,34 @@ func runLaunch(args []string) int {
 			}
 		}
 	}
-	// The lock fd is close-on-exec: it is released the moment bwrap takes over.
-	argv := make([]string, 0, fs.NArg())
-	for _, a := range fs.Args() { // the sandboxd command line inside names the fd as {listen-fd}
+	argv := make([]string, 0, len(spec.Argv))
+	for _, a := range spec.Argv { // the sandboxd command line inside names the fd as {listen-fd}
 		argv = append(argv, strings.ReplaceAll(a, "{listen-fd}", strconv.Itoa(listenFd)))
 	}
+	// The lock fd is close-on-exec: it is released the moment bwrap takes over.
 	err = syscall.Exec(bwrap, argv, []string{"PATH=/usr/bin:/bin"})
-	fmt.Fprintln(os.Stderr, "sandboxd launch: exec", bwrap+":", err)
-	_ = os.Remove(filepath.Join(*runDir, "pid"))
-	return 1
+	_ = os.Remove(filepath.Join(spec.RunDir, "pid"))
+	return fail(fmt.Errorf("exec %s: %w", bwrap, err))
+}
+
+// redirectStdio points stdout and stderr at the sandbox's log and stdin at /dev/null.
+func redirectStdio(logPath string) error {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	for _, d := range []struct{ from, to int }{{int(null.Fd()), 0}, {int(logFile.Fd()), 1}, {int(logFile.Fd()), 2}} {
+		if err := syscall.Dup3(d.from, d.to, 0); err != nil {
+			return err
+		}
+	}
+	null.Close()
+	logFile.Close()
+	return nil
 }
 
 func runStop(args []string) int {
@@ -104,6 +164,7 @@ func runStop(args []string) int {
 	}
 	defer unlock()
 	stopSandbox(*runDir)
+	sweepSpareCgroups()
 	return 0
 }
 
@@ -236,47 +297,70 @@ func recordedCgroups(runDir string) []string {
 	return out
 }
 
-// joinCgroups creates <controller>/berth/<name> for the pids and memory controllers (cgroup v1),
-// writes the limits and moves this process in; bwrap and everything it starts inherit membership.
-func joinCgroups(runDir, name string, memory, pids uint64) (memoryLimited bool, err error) {
-	type setting struct{ file, value string }
-	plan := []struct {
-		controller string
-		settings   []setting
-	}{
-		{"pids", []setting{{"pids.max", strconv.FormatUint(pids, 10)}}},
-		{"memory", []setting{
-			{"memory.limit_in_bytes", strconv.FormatUint(memory, 10)},
-			{"memory.memsw.limit_in_bytes", strconv.FormatUint(memory, 10)}, // no escape into swap
-		}},
-	}
-	var created []string
+var cgroupControllers = []string{"pids", "memory"}
+
+// enterCgroups creates <controller>/berth/<name> for the pids and memory controllers (cgroup v1) and
+// moves this process in; bwrap and everything it starts inherit membership. It returns the
+// directories it joined by controller.
+func enterCgroups(name string) (map[string]string, error) {
+	joined := map[string]string{}
 	var firstErr error
-	for _, p := range plan {
-		dir := filepath.Join(cgroupRoot, p.controller, "berth", name)
+	for _, controller := range cgroupControllers {
+		dir := filepath.Join(cgroupRoot, controller, "berth", name)
 		err := os.MkdirAll(dir, 0o755)
-		for _, s := range p.settings {
-			if err == nil && s.value != "0" {
-				if werr := os.WriteFile(filepath.Join(dir, s.file), []byte(s.value), 0); werr != nil && s.file != "memory.memsw.limit_in_bytes" {
-					err = werr
-				}
-			}
-		}
 		if err == nil {
 			err = os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0)
 		}
 		if err != nil {
 			_ = os.Remove(dir)
 			if firstErr == nil {
-				firstErr = fmt.Errorf("%s: %w", p.controller, err)
+				firstErr = fmt.Errorf("%s: %w", controller, err)
 			}
 			continue
 		}
-		created = append(created, dir)
-		memoryLimited = memoryLimited || p.controller == "memory"
+		joined[controller] = dir
 	}
-	if err := os.WriteFile(filepath.Join(runDir, "cgroups"), []byte(strings.Join(created, "\n")+"\n"), 0o600); err != nil {
-		return memoryLimited, err
+	return joined, firstErr
+}
+
+// limitCgroups writes the limits into the joined cgroups and records them in <run dir>/cgroups.
+func limitCgroups(spec launchSpec, joined map[string]string) error {
+	settings := map[string][][2]string{
+		"pids": {{"pids.max", strconv.FormatUint(spec.Pids, 10)}},
+		"memory": {
+			{"memory.limit_in_bytes", strconv.FormatUint(spec.MemoryBytes, 10)},
+			{"memory.memsw.limit_in_bytes", strconv.FormatUint(spec.MemoryBytes, 10)}, // no escape into swap (optional)
+		},
 	}
-	return memoryLimited, firstErr
+	var dirs []string
+	var firstErr error
+	for controller, dir := range joined {
+		dirs = append(dirs, dir)
+		for _, s := range settings[controller] {
+			if s[1] == "0" {
+				continue
+			}
+			err := os.WriteFile(filepath.Join(dir, s[0]), []byte(s[1]), 0)
+			if err != nil && s[0] != "memory.memsw.limit_in_bytes" && firstErr == nil {
+				firstErr = fmt.Errorf("%s: %w", s[0], err)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(spec.RunDir, "cgroups"), []byte(strings.Join(dirs, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	return firstErr
+}
+
+// sweepSpareCgroups removes the cgroups of spares whose process is gone (rmdir fails on a busy one).
+func sweepSpareCgroups() {
+	for _, controller := range cgroupControllers {
+		matches, _ := filepath.Glob(filepath.Join(cgroupRoot, controller, "berth", "spare-*"))
+		for _, dir := range matches {
+			pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(dir), "spare-"))
+			if _, alive := readProcStat(pid); err == nil && !alive {
+				_ = os.Remove(dir)
+			}
+		}
+	}
 }
