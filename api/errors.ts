@@ -6,7 +6,15 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Hook } from '@hono/zod-openapi';
 import type { z } from 'zod';
+import { ServiceError } from '@temporalio/client';
 import type { Logger } from '../lib/log.ts';
+
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_UNAVAILABLE = 14;
+const isTemporalUnavailable = (err: unknown) => {
+  const code = err instanceof ServiceError ? (err.cause as { code?: number } | undefined)?.code : undefined;
+  return code === GRPC_UNAVAILABLE || code === GRPC_DEADLINE_EXCEEDED;
+};
 
 export interface FieldError {
   path: string;
@@ -47,6 +55,7 @@ export function fieldErrors(error: z.core.$ZodError): FieldError[] {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the hook is shared by routes of every input type
 export const validationHook: Hook<any, any, any, Response | undefined> = (result, c) => {
   if (result.success) return undefined;
+  if (result.target === 'param') return c.json(errorBody('not_found', `${c.req.path} not found`), 404);
   const where = result.target === 'json' ? 'request body' : result.target;
   return c.json(errorBody('invalid_request', `invalid ${where}`, fieldErrors(result.error)), 400);
 };
@@ -61,6 +70,10 @@ export function errorHandler(log: Logger): ErrorHandler {
       // Hono's own 4xx: malformed JSON (400), unsupported media type (415).
       const code = err.status === 400 ? 'invalid_request' : err.status === 415 ? 'unsupported_media_type' : 'bad_request';
       return c.json(errorBody(code, err.message, err.status === 400 ? [{ path: '', message: err.message }] : []), err.status);
+    }
+    if (isTemporalUnavailable(err)) {
+      log.warn('temporal unavailable', { method: c.req.method, path: c.req.path, err });
+      return c.json(errorBody('temporal_unavailable', 'the workflow service is not reachable; retry later'), 503);
     }
     log.error('unhandled error', { method: c.req.method, path: c.req.path, err });
     return c.json(errorBody('internal', 'internal error'), 500);

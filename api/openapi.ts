@@ -6,10 +6,10 @@ const errorDescriptions = {
   400: 'Invalid request: malformed JSON, wrong types or unknown fields (details list the field paths)',
   401: 'Missing or invalid API key',
   404: 'No such resource for this team',
-  409: 'The session has ended (or an idempotent request is still running)',
+  409: 'The session has ended or is not running (or a request with this Idempotency-Key is still running)',
   413: 'Body larger than BERTH_MAX_BODY_BYTES (default 1 MiB)',
   422: 'Well-formed but unusable: e.g. a deleted agent, or an Idempotency-Key reused for a different request',
-  503: 'The session did not answer in time',
+  503: 'The session or the workflow service did not answer in time',
 } as const;
 
 type ErrorStatus = keyof typeof errorDescriptions;

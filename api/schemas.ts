@@ -14,7 +14,10 @@ export const ErrorSchema = z
   .openapi('Error');
 
 const timestamp = z.string().openapi({ format: 'date-time' });
-export const IdParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' } }) });
+/** Any string Postgres can store (text and jsonb refuse NUL). */
+const text = () => z.string().regex(/^[^\0]*$/, 'must not contain NUL characters');
+/** An id that does not look like one cannot exist: the validation hook answers 404 for path params. */
+export const IdParam = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/).openapi({ param: { name: 'id', in: 'path' } }) });
 export const PageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().max(200).optional().openapi({ description: 'next_cursor of the previous page' }),
@@ -27,15 +30,15 @@ const page = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), n
 // ---- agents
 const envName = z.string().max(128).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
 const agentFields = {
-  name: z.string().min(1).max(200),
-  model: z.string().min(1).max(200).openapi({ example: 'gpt-4o-mini' }),
-  system_prompt: z.string().max(100_000),
+  name: text().min(1).max(200),
+  model: text().min(1).max(200).openapi({ example: 'gpt-4o-mini' }),
+  system_prompt: text().max(100_000),
   tools: z
     .array(z.enum(TOOL_NAMES))
     .refine((t) => new Set(t).size === t.length, 'must not repeat a tool')
     .openapi({ description: 'Builtin tools the model may call' }),
   env: z
-    .record(envName, z.string().max(65_536))
+    .record(envName, text().max(65_536))
     .refine((e) => Object.keys(e).length <= 200, 'at most 200 variables')
     .openapi({ description: 'Environment for the sandbox (plus every CONTAINER_ENV_X of the platform)' }),
 };
@@ -66,7 +69,7 @@ export const AgentPage = page(Agent).openapi('AgentPage');
 export const AgentDeleted = z.object({ id: z.string(), deleted: z.literal(true) }).openapi('AgentDeleted');
 
 // ---- sessions
-const nonEmpty = z.string().refine((s) => s.trim().length > 0, 'must not be empty');
+const nonEmpty = text().refine((s) => s.trim().length > 0, 'must not be empty');
 export const SESSION_STATUSES = ['active', 'hibernated', 'ended', 'failed'] as const;
 export const SessionCreate = z
   .object({
@@ -94,7 +97,7 @@ export const Session = z
   .openapi('Session');
 export const SessionCreated = Session.extend({ message: MessageAccepted.nullable() }).openapi('SessionCreated');
 export const SessionPage = page(Session).openapi('SessionPage');
-export const AbortBody = z.object({ reason: z.string().max(1000).optional() }).strict().openapi('AbortRequest');
+export const AbortBody = z.object({ reason: text().max(1000).optional() }).strict().openapi('AbortRequest');
 export const AbortAccepted = z.object({ session_id: z.string(), abort_requested: z.literal(true) }).openapi('AbortAccepted');
 
 // ---- messages

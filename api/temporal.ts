@@ -27,6 +27,8 @@ import { ApiError, sessionEnded } from './errors.ts';
 
 /** How long a message or end request waits for the workflow to accept it before answering 503. */
 const UPDATE_DEADLINE_MS = 30_000;
+/** Bounds a start (and the client's retries of it) when Temporal is unreachable. */
+export const START_DEADLINE_MS = 5_000;
 
 export function workflowUrl(config: Config, sessionId: string): string {
   return `${config.TEMPORAL_UI_URL.replace(/\/$/, '')}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(sessionId)}`;
@@ -72,7 +74,7 @@ export async function startSession(
 ): Promise<SendMessageResult | null> {
   const options = startOptions(config, input);
   if (!first) {
-    await temporal.workflow.start(SESSION_WORKFLOW_TYPE, options);
+    await temporal.withDeadline(Date.now() + START_DEADLINE_MS, () => temporal.workflow.start(SESSION_WORKFLOW_TYPE, options));
     return null;
   }
   const startWorkflowOperation = new WithStartWorkflowOperation(SESSION_WORKFLOW_TYPE, {

@@ -33,7 +33,7 @@ export function healthRoutes({ temporal }: ApiDeps) {
   app.openapi(readyz, async (c) => {
     const [database, temporalState] = await Promise.all([
       check(() => db().$queryRaw`SELECT 1`),
-      check(() => temporal.workflowService.getSystemInfo({})),
+      check(() => temporal.withDeadline(Date.now() + CHECK_TIMEOUT_MS, () => temporal.workflowService.getSystemInfo({}))),
     ]);
     const ok = database === 'ok' && temporalState === 'ok';
     const body = { status: ok ? ('ok' as const) : ('unavailable' as const), checks: { database, temporal: temporalState } };

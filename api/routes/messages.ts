@@ -2,10 +2,12 @@
 // update id, so a retry is not a second message); ?wait=true also waits for the turn's end event.
 // GET lists the transcript from Postgres in seq order.
 import { createRoute } from '@hono/zod-openapi';
+import { WorkflowNotFoundError } from '@temporalio/common';
 import { db } from '../../lib/db.ts';
 import type { Message as MessageRow } from '../../lib/generated/prisma/client.ts';
 import type { ApiDeps } from '../context.ts';
 import { createRouter } from '../context.ts';
+import { ApiError } from '../errors.ts';
 import { followEvents } from '../follow.ts';
 import { errors, json, jsonBody } from '../openapi.ts';
 import { encodeCursor, seqAfter } from '../pagination.ts';
@@ -54,7 +56,15 @@ export function messageRoutes({ temporal, eventBus }: ApiDeps) {
     const { wait, timeout_s } = c.req.valid('query');
     const row = await findSession(c.var.teamId, id);
     assertOpen(row);
-    const sent = await sendMessage(temporal, id, c.req.valid('json').content, c.req.valid('header')['idempotency-key']);
+    const sent = await sendMessage(temporal, id, c.req.valid('json').content, c.req.valid('header')['idempotency-key']).catch(
+      async (err: unknown) => {
+        // The workflow is gone (ended, failed or terminated): say so rather than 500.
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+        const now = await findSession(c.var.teamId, id);
+        assertOpen(now);
+        throw new ApiError(409, 'session_not_running', `session ${id} is ${now.status} but its workflow is not running`);
+      },
+    );
     const accepted = { message_id: sent.messageId, seq: sent.seq, turn: sent.turn };
     if (wait === 'false') return c.json(accepted, 202);
 

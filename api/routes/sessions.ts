@@ -12,7 +12,7 @@ import { errors, json, jsonBody } from '../openapi.ts';
 import { newestFirst, newestFirstAfter, pageOf } from '../pagination.ts';
 import { AbortAccepted, AbortBody, IdParam, IdempotencyHeaders, Session, SessionCreate, SessionCreated, SessionListQuery, SessionPage } from '../schemas.ts';
 import { findSession, isClosed, sessionJson, usageOf } from '../sessions-data.ts';
-import { abortSession, endSession, sessionInput, startSession } from '../temporal.ts';
+import { abortSession, endSession, sessionInput, START_DEADLINE_MS, startSession } from '../temporal.ts';
 
 const tags = ['sessions'];
 
@@ -34,16 +34,27 @@ const get = createRoute({
 const end = createRoute({
   method: 'delete', path: '/sessions/{id}', tags, summary: 'End a session and remove its sandbox (idempotent)',
   request: { params: IdParam, headers: IdempotencyHeaders },
-  responses: { 200: json(Session, 'The ended session'), ...errors(400, 404, 422, 503) },
+  responses: { 200: json(Session, 'The ended session'), ...errors(400, 404, 409, 422, 503) },
 });
 const abort = createRoute({
   method: 'post', path: '/sessions/{id}/abort', tags, summary: "Abort the running turn (queued messages stay)",
   request: { params: IdParam, body: jsonBody(AbortBody, false), headers: IdempotencyHeaders },
-  responses: { 202: json(AbortAccepted, 'Abort requested'), ...errors(400, 404, 409, 413, 422) },
+  responses: { 202: json(AbortAccepted, 'Abort requested'), ...errors(400, 404, 409, 413, 422, 503) },
 });
 
 export function sessionRoutes({ config, temporal }: ApiDeps) {
   const app = createRouter();
+
+  /** After a failed start: no row for a workflow that never started; a failed one when we cannot tell. */
+  async function settleFailedStart(id: string): Promise<void> {
+    const describe = () => temporal.workflow.getHandle(id).describe();
+    const state = await temporal.withDeadline(Date.now() + START_DEADLINE_MS, describe).then(
+      () => 'started' as const,
+      (e: unknown) => (e instanceof WorkflowNotFoundError ? ('absent' as const) : ('unknown' as const)),
+    );
+    if (state === 'absent') await db().session.delete({ where: { id } });
+    if (state === 'unknown') await db().session.update({ where: { id }, data: { status: 'failed' } });
+  }
 
   app.openapi(create, async (c) => {
     const body = c.req.valid('json');
@@ -59,9 +70,7 @@ export function sessionRoutes({ config, temporal }: ApiDeps) {
       const first = body.message === undefined ? undefined : { content: body.message, updateId };
       const input = sessionInput(config, row.id, agent);
       const accepted = await startSession(temporal, config, input, first).catch(async (err: unknown) => {
-        // Leave no row behind for a workflow that never started.
-        const started = await temporal.workflow.getHandle(row.id).describe().then(() => true, (e: unknown) => !(e instanceof WorkflowNotFoundError));
-        if (!started) await db().session.delete({ where: { id: row.id } });
+        await settleFailedStart(row.id);
         throw err;
       });
       return { ...sessionJson(config, row, undefined), message: accepted && { message_id: accepted.messageId, seq: accepted.seq, turn: accepted.turn } };

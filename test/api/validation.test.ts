@@ -1,7 +1,14 @@
 // Bad input on every endpoint: the documented status, error code and field paths, and nothing
 // written. Also auth, the body limit, health probes and the OpenAPI document.
+import { Client, Connection } from '@temporalio/client';
+import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../api/app.ts';
+import { errorHandler } from '../../api/errors.ts';
+import { freePort } from '../../bin/stack/ports.ts';
 import { db } from '../../lib/db.ts';
+import { EventBus } from '../../lib/events.ts';
+import { createLogger } from '../../lib/log.ts';
 import { TEST_ADMIN_KEY } from '../support/processes.ts';
 import { rowCounts, startApi, type TestApi } from './harness.ts';
 
@@ -44,10 +51,12 @@ const cases: Case[] = [
   ['POST', () => '/v1/agents', '{"name":"a","model":"m","tools":["bash","bash"]}', 400, 'invalid_request', ['tools']],
   ['POST', () => '/v1/agents', '{"name":"a","model":"m","env":{"1BAD":"x","OK":2}}', 400, 'invalid_request', ['env.1BAD', 'env.OK']],
   ['POST', () => '/v1/agents', '{"name":"a","model":"m","owner":"me"}', 400, 'invalid_request', ['owner']],
+  ['POST', () => '/v1/agents', '{"name":"a\\u0000b","model":"m","env":{"X":"\\u0000"}}', 400, 'invalid_request', ['name', 'env.X']],
   ['POST', () => '/v1/agents', big('name'), 413, 'payload_too_large'],
   ['GET', () => '/v1/agents?limit=abc', undefined, 400, 'invalid_request', ['limit']],
   ['GET', () => '/v1/agents?limit=101', undefined, 400, 'invalid_request', ['limit']],
   ['GET', () => '/v1/agents/agt_nope', undefined, 404, 'not_found'],
+  ['GET', () => '/v1/agents/%00', undefined, 404, 'not_found'],
   ['GET', () => `/v1/agents/${deletedAgentId}`, undefined, 404, 'not_found'],
   ['PATCH', () => `/v1/agents/${agentId}`, '{"model":', 400, 'invalid_request', ['']],
   ['PATCH', () => `/v1/agents/${agentId}`, '{"model":7,"id":"agt_x"}', 400, 'invalid_request', ['model', 'id']],
@@ -66,11 +75,14 @@ const cases: Case[] = [
   ['GET', () => '/v1/sessions?status=sleeping', undefined, 400, 'invalid_request', ['status']],
   ['GET', () => '/v1/sessions?cursor=%%%', undefined, 400, 'invalid_request', ['cursor']],
   ['GET', () => `/v1/sessions/${unknownSession}`, undefined, 404, 'not_found'],
+  ['GET', () => '/v1/sessions/%00', undefined, 404, 'not_found'],
   ['DELETE', () => `/v1/sessions/${unknownSession}`, undefined, 404, 'not_found'],
   // messages
   ['POST', () => `/v1/sessions/${sessionId}/messages`, '{"content":', 400, 'invalid_request', ['']],
   ['POST', () => `/v1/sessions/${sessionId}/messages`, '{"content":["hi"]}', 400, 'invalid_request', ['content']],
   ['POST', () => `/v1/sessions/${sessionId}/messages`, '{"content":""}', 400, 'invalid_request', ['content']],
+  ['POST', () => `/v1/sessions/${sessionId}/messages`, '{"content":"a\\u0000"}', 400, 'invalid_request', ['content']],
+  ['POST', () => '/v1/sessions/ses_%00/messages', '{"content":"hi"}', 404, 'not_found'],
   ['POST', () => `/v1/sessions/${sessionId}/messages`, '{"content":"hi","role":"system"}', 400, 'invalid_request', ['role']],
   ['POST', () => `/v1/sessions/${sessionId}/messages?wait=maybe&timeout_s=0`, '{"content":"hi"}', 400, 'invalid_request', ['wait', 'timeout_s']],
   ['POST', () => `/v1/sessions/${sessionId}/messages`, big('content'), 413, 'payload_too_large'],
@@ -194,4 +206,44 @@ describe('auth', () => {
     const create = doc.paths['/v1/agents']!.post as { responses: Record<string, unknown> };
     expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(['201', '400', '401', '413']));
   });
+});
+
+describe('failures', () => {
+  it('answers 500 internal with no message, stack or detail of the error', async () => {
+    const app = new Hono();
+    app.get('/boom', () => {
+      throw new Error('db password=hunter2 at /work/main/api/x.ts:1:1');
+    });
+    app.onError(errorHandler(createLogger('api-test')));
+    const res = await app.request('/boom');
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ error: { code: 'internal', message: 'internal error', details: [] } });
+    expect(text).not.toMatch(/hunter2|\.ts|at /);
+  });
+
+  it('answers 503 when Temporal is unreachable, and leaves no active session behind', async () => {
+    const dead = await Connection.lazy({ address: `127.0.0.1:${await freePort()}` });
+    const app = createApp({
+      config: t.config,
+      temporal: new Client({ connection: dead, namespace: t.config.TEMPORAL_NAMESPACE }),
+      eventBus: new EventBus(),
+      log: createLogger('api-test'),
+      keyResolvers: [async (key) => (key === t.key ? t.teamId : undefined)],
+    });
+    const active = () => db().session.count({ where: { teamId: t.teamId, status: 'active' } });
+    const before = await active();
+    const res = await app.request('/v1/sessions', {
+      method: 'POST',
+      body: JSON.stringify({ agent_id: agentId }),
+      headers: { ...json, authorization: `Bearer ${t.key}` },
+    });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ error: { code: 'temporal_unavailable', message: expect.any(String), details: [] } });
+    expect(await active()).toBe(before);
+    const ready = await app.request('/readyz');
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toEqual({ status: 'unavailable', checks: { database: 'ok', temporal: 'unreachable' } });
+    await dead.close();
+  }, 60_000);
 });
