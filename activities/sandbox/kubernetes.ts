@@ -70,7 +70,7 @@ async function placementFromDb(sessionId: string): Promise<SessionPlacement> {
 
 export class KubernetesSandboxProvider implements SandboxProvider {
   private readonly api: CustomObjectsApi;
-  private readonly clients = new Map<string, { podIP: string; client: HttpSandboxdClient }>();
+  private readonly clients = new Map<string, { podIP: string; env: Record<string, string>; client: HttpSandboxdClient }>();
   private readonly locks = new Map<string, Promise<unknown>>();
 
   private readonly onWatchRestart: (why: 'closed' | 'error' | 'gone', name: string) => void;
@@ -83,6 +83,9 @@ export class KubernetesSandboxProvider implements SandboxProvider {
 
   ensure(spec: SandboxSpec) {
     return this.locked(spec.sessionId, async () => {
+      // The common case, one call per activity: the pod we last reached still answers.
+      const cached = this.clients.get(spec.sessionId);
+      if (cached && sameEnv(cached.env, spec.env) && (await healthy(cached.client))) return { client: cached.client, started: 'no' as const };
       const deadline = Date.now() + this.options.readyTimeoutMs;
       const { ready, started } = await this.claimReady(spec.sessionId, deadline);
       const client = this.clientFor(spec.sessionId, ready.podIP, spec.env);
@@ -217,10 +220,10 @@ export class KubernetesSandboxProvider implements SandboxProvider {
 
   private clientFor(sessionId: string, podIP: string, env: Record<string, string>): HttpSandboxdClient {
     const cached = this.clients.get(sessionId);
-    if (cached?.podIP === podIP) return cached.client;
+    if (cached?.podIP === podIP && sameEnv(cached.env, env)) return cached.client;
     cached?.client.close();
     const client = new HttpSandboxdClient({ host: podIP, port: this.options.sandboxdPort }, { env });
-    this.clients.set(sessionId, { podIP, client });
+    this.clients.set(sessionId, { podIP, env, client });
     return client;
   }
 
@@ -273,6 +276,20 @@ export class KubernetesSandboxProvider implements SandboxProvider {
 
 export function kubernetesSandboxProvider(options: KubernetesSandboxOptions): KubernetesSandboxProvider {
   return new KubernetesSandboxProvider(options);
+}
+
+async function healthy(client: HttpSandboxdClient): Promise<boolean> {
+  try {
+    await client.health(HEALTH_TIMEOUT_MS);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function sameEnv(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
 /** Reasons after which a new claim (not waiting) brings the session's sandbox back. */

@@ -175,6 +175,7 @@ describe('kubernetes sandbox provider (real kube-apiserver, played controller)',
     await controller.hold();
     await plane.request('PATCH', `${ext}/sandboxclaims/berth-ses-gamma/status`, { status: { conditions: [expired] } }, 'application/merge-patch+json');
     controller.release();
+    await until('the expired claim to lose its pod', async () => (controller.pods.has('berth-ses-gamma') ? undefined : true));
     const replaced = await provider.ensure({ sessionId: 'ses_gamma', env: {} });
     expect(replaced.started).toBe('recreated');
     expect(await run(replaced.client, 'echo fresh')).toBe('fresh\n');

@@ -3,7 +3,8 @@
 // otherwise it gets a Sandbox (from the template) whose "pod" is a real sandboxd listening on a
 // loopback address of its own, with the workspace in a directory that stands for the PVC.
 // Suspending the Sandbox stops sandboxd (the workspace stays); resuming starts it again on a new
-// address, as a new pod gets a new IP. Deleting the claim takes the Sandbox and its workspace.
+// address, as a new pod gets a new IP. Deleting the claim takes the Sandbox and its workspace, and
+// so does its expiry (ClaimExpired), which keeps the claim itself.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnLogged, waitReady, type ChildHandle } from '../../../bin/stack/child.ts';
@@ -71,6 +72,9 @@ export function playController(plane: ControlPlane, namespace: string, sandboxdP
     const name = claim.metadata.name;
     const existing = pods.get(name);
     if (existing && existing.claimUid !== claim.metadata.uid) await removePod(name, existing);
+    // An expired claim (shutdownPolicy Retain) keeps the claim and loses its Sandbox and pod.
+    const expired = claim.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'ClaimExpired');
+    if (expired && existing?.claimUid === claim.metadata.uid) await removePod(name, existing);
     if (claim.status?.conditions?.length || pods.has(name)) return;
     const pool = await get(ext, 'sandboxwarmpools', claim.spec.warmPoolRef!.name);
     if (!pool) {
