@@ -8,6 +8,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { killRemainingChildren } from '../../bin/stack/child.ts';
 import { startGateway, TEST_GATEWAY_CONFIG } from '../../bin/stack/gateway.ts';
 import { migrate } from '../../bin/stack/migrations.ts';
 import { startModelServer } from '../../bin/stack/model-server.ts';
@@ -39,24 +40,33 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const stops: Array<() => Promise<void>> = [];
   const teardown = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => {});
+    await killRemainingChildren(); // any still starting when set-up failed
     if (!process.env.BERTH_KEEP_TEST_STACK) fs.rmSync(stackDir, { recursive: true, force: true });
   };
   try {
     const [pgPort, temporalPort, uiPort, gatewayPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-    const pg = await startPostgres({ dataDir: stackDir, port: pgPort, logPath: path.join(logs, 'postgres.log') });
-    stops.push(() => pg.stop());
-    await migrate(pg.url);
-
     const temporalOpts = { dataDir: stackDir, port: temporalPort, uiPort, logPath: path.join(logs, 'temporal.log') };
-    let temporal: TemporalHandle | undefined = await startTemporal(temporalOpts);
-    stops.push(() => temporal?.stop() ?? Promise.resolve());
-
-    const model = await startModelServer({ port: 0, scripted: true, chunkDelayMs: 0, logPath: path.join(logs, 'model-server.log') });
-    stops.push(() => model.stop());
-    const gateway = await startGateway({
-      dataDir: stackDir, port: gatewayPort, modelServerUrl: model.url, configPath: TEST_GATEWAY_CONFIG, logPath: path.join(logs, 'gateway.log'),
-    });
-    stops.push(() => gateway.stop());
+    let temporal: TemporalHandle | undefined;
+    // LiteLLM takes longest to boot, so everything starts at once.
+    const [pg, , gateway] = await Promise.all([
+      startPostgres({ dataDir: stackDir, port: pgPort, logPath: path.join(logs, 'postgres.log') }).then(async (h) => {
+        stops.push(() => h.stop());
+        await migrate(h.url);
+        return h;
+      }),
+      startTemporal(temporalOpts).then((h) => {
+        temporal = h;
+        stops.push(() => temporal?.stop() ?? Promise.resolve());
+      }),
+      startModelServer({ port: 0, scripted: true, chunkDelayMs: 0, logPath: path.join(logs, 'model-server.log') }).then(async (model) => {
+        stops.push(() => model.stop());
+        const gw = await startGateway({
+          dataDir: stackDir, port: gatewayPort, modelServerUrl: model.url, configPath: TEST_GATEWAY_CONFIG, logPath: path.join(logs, 'gateway.log'),
+        });
+        stops.push(() => gw.stop());
+        return { url: gw.url, apiKey: gw.apiKey, modelUrl: model.url };
+      }),
+    ]);
 
     const control = http.createServer((req, res) => {
       const run = async () => {
@@ -83,7 +93,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('stackControlUrl', `http://127.0.0.1:${(control.address() as { port: number }).port}`);
     project.provide('gatewayUrl', gateway.url);
     project.provide('gatewayApiKey', gateway.apiKey);
-    project.provide('modelServerUrl', model.url);
+    project.provide('modelServerUrl', gateway.modelUrl);
   } catch (err) {
     await teardown();
     throw err;
