@@ -35,17 +35,11 @@ CMD ["litellm", "--config", "/etc/litellm/config.yaml", "--host", "0.0.0.0", "--
 FROM node:${NODE_VERSION}-bookworm-slim AS platform
 ENV NODE_ENV=production
 WORKDIR /app
+# The source as it is (.dockerignore leaves out tests, node_modules, .tools, .data), then the
+# production dependencies and the generated Prisma client from the deps stage.
+COPY . .
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=deps /app/lib/generated ./lib/generated
-COPY package.json tsconfig.json ./
-COPY lib ./lib
-COPY api ./api
-COPY activities ./activities
-COPY workflows ./workflows
-COPY vault-proxy ./vault-proxy
-COPY prisma ./prisma
-COPY bin ./bin
-COPY dashboard ./dashboard
 # The non-root uid the manifests run as (k8s/base/platform: runAsUser 10001).
 RUN groupadd --gid 10001 berth && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin berth
 USER 10001:10001
