@@ -1,6 +1,6 @@
 // The vault's shared pieces: sealing credential values (AES-256-GCM, a key id on every row so keys can
 // rotate), host patterns, injection kinds and stubs. Pure: no I/O except reading and writing the dev key file.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
@@ -137,12 +137,20 @@ export const credentialNameSchema = z
 
 export const STUB_PREFIX = 'stub_';
 
+const STUB_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
+const base32 = (bytes: Buffer) => [...bytes].map((b) => STUB_ALPHABET[b & 31]).join('');
+
 /** `stub_<name>_<random>`: what the sandbox sees instead of the value. Unique per session and credential. */
 export function newStub(name: string): string {
-  const alphabet = '0123456789abcdefghjkmnpqrstvwxyz';
-  let rnd = '';
-  for (const b of randomBytes(24)) rnd += alphabet[b & 31];
-  return `${STUB_PREFIX}${name.toLowerCase()}_${rnd}`;
+  return `${STUB_PREFIX}${name.toLowerCase()}_${base32(randomBytes(24))}`;
+}
+
+/** The gateway key is not a stored credential: its stub is derived from it and the session, so the
+ * worker (which writes the sandbox's env) and the proxy agree without sharing state. */
+export const GATEWAY_CREDENTIAL = 'LITELLM_API_KEY';
+export function gatewayStub(gatewayKey: string, sessionId: string): string {
+  const mac = createHmac('sha256', gatewayKey).update(`berth-gateway-stub\0${sessionId}`).digest();
+  return `${STUB_PREFIX}${GATEWAY_CREDENTIAL.toLowerCase()}_${base32(mac.subarray(0, 24))}`;
 }
 
 /** `10.0.0.0/8`, `fd00::/8`: an IP address and a prefix length that fits its family. */

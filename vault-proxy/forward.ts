@@ -35,6 +35,11 @@ const BUFFER_LIMIT = 1 << 20;
 
 class StubHeadingElsewhere extends Error {}
 
+/** The session is unknown or has ended: its sandbox gets nothing through. */
+export class SessionUnavailable extends Error {
+  override name = 'SessionUnavailable';
+}
+
 export function refusal(res: http.ServerResponse | Socket, status: number, code: string, message: string, rule: string): void {
   const body = JSON.stringify({ error: { code, message, details: { rule } } });
   const head =

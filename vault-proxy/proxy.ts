@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { CertificateAuthority } from './ca.ts';
 import { decideEgress } from './egress.ts';
-import { forwardRequest, forwardUpgrade, refusal, type SessionView, type Target } from './forward.ts';
+import { SessionUnavailable, forwardRequest, forwardUpgrade, refusal, type SessionView, type Target } from './forward.ts';
 import type { Recorder } from './record.ts';
 import type { Logger } from '../lib/log.ts';
 
@@ -84,9 +84,14 @@ export class SessionProxy {
     try {
       await fn(await this.load());
     } catch (err) {
-      this.deps.log.error('proxy request failed', { sessionId: this.sessionId, err });
-      refusal(reply, 502, 'proxy_failed', 'the Berth vault proxy could not handle this request', 'internal');
+      this.fail(reply, err);
     }
+  }
+
+  private fail(reply: http.ServerResponse | Socket, err: unknown): void {
+    if (err instanceof SessionUnavailable) return refusal(reply, 403, 'session_unavailable', err.message, 'session');
+    this.deps.log.error('proxy request failed', { sessionId: this.sessionId, err });
+    refusal(reply, 502, 'proxy_failed', 'the Berth vault proxy could not handle this request', 'internal');
   }
 
   private absoluteTarget(req: http.IncomingMessage): Target | undefined {
@@ -114,8 +119,7 @@ export class SessionProxy {
     try {
       view = await this.load();
     } catch (err) {
-      this.deps.log.error('could not load the session for a tunnel', { sessionId: this.sessionId, err });
-      return refusal(socket, 502, 'proxy_failed', 'the Berth vault proxy could not load this session', 'internal');
+      return this.fail(socket, err);
     }
     const decision = await decideEgress(auth.host, view.egress);
     if (!decision.allowed) {

@@ -8,7 +8,7 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Duplex } from 'node:stream';
+import { Duplex, Readable } from 'node:stream';
 import tls from 'node:tls';
 import { CertificateAuthority } from '../../vault-proxy/ca.ts';
 import { SessionProxy } from '../../vault-proxy/proxy.ts';
@@ -202,6 +202,34 @@ export function request(url: string, opts: https.RequestOptions & { body?: strin
     });
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+/** Streams `total` bytes as the request body; resolves with the response text. */
+export function upload(url: string, agent: https.Agent, total: number): Promise<string> {
+  const chunk = Buffer.alloc(256 << 10, 'u');
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { agent, method: 'POST', headers: { 'content-length': String(total) } }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve(text));
+    });
+    req.on('error', reject);
+    Readable.from((function* () {
+      for (let sent = 0; sent < total; sent += chunk.length) yield chunk.subarray(0, Math.min(chunk.length, total - sent));
+    })()).pipe(req);
+  });
+}
+
+/** Reads a response body without keeping it; resolves with its size. */
+export function download(url: string, agent: https.Agent): Promise<number> {
+  return new Promise((resolve, reject) => {
+    https.get(url, { agent }, (res) => {
+      let bytes = 0;
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('end', () => resolve(bytes));
+      res.on('error', reject);
+    }).on('error', reject);
   });
 }
 

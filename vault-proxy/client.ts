@@ -1,0 +1,64 @@
+// What a sandbox provider needs from the vault proxy: open the session's listener (over the proxy's
+// control socket, which no sandbox can reach), and the environment and bind that lead a sandbox to it.
+// The sandbox sees stubs, the proxy variables and a CA bundle; never a value, never the CA key.
+import http from 'node:http';
+import { GATEWAY_CREDENTIAL, gatewayStub } from '../lib/vault.ts';
+import { CA_BUNDLE_NAME, PROXY_SOCKET_NAME, SANDBOX_PROXY_ADDR, SANDBOX_VAULT_DIR, controlSocket, sessionSocketDir } from './paths.ts';
+import { sessionCredentials, sessionStubs } from './sessions.ts';
+
+export { SANDBOX_PROXY_ADDR, SANDBOX_VAULT_DIR, vaultRunDir } from './paths.ts';
+
+function control(runDir: string, method: 'PUT' | 'DELETE', sessionId: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: controlSocket(runDir), method, path: `/sessions/${encodeURIComponent(sessionId)}` }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () =>
+        res.statusCode && res.statusCode < 300
+          ? resolve()
+          : reject(new Error(`vault proxy: ${method} session ${sessionId}: ${res.statusCode} ${Buffer.concat(parts).toString()}`)),
+      );
+    });
+    req.on('error', (err) => reject(new Error(`the vault proxy is not reachable at ${controlSocket(runDir)} (is it running?): ${err.message}`)));
+    req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
+    req.end();
+  });
+}
+
+export interface SandboxVault {
+  /** Stubs, proxy variables and CA bundle locations for the sandbox's environment. */
+  env: Record<string, string>;
+  /** Bind read-only at SANDBOX_VAULT_DIR. */
+  hostDir: string;
+  /** For sandboxd's --proxy-bridge. */
+  bridge: string;
+}
+
+/** Opens (idempotently) the session's proxy listener and returns what the sandbox needs to use it. */
+export async function prepareSandboxVault(opts: { runDir: string; sessionId: string; gatewayApiKey?: string }): Promise<SandboxVault> {
+  await control(opts.runDir, 'PUT', opts.sessionId);
+  const { credentials } = await sessionCredentials(opts.sessionId);
+  const stubs = await sessionStubs(opts.sessionId, credentials);
+  const env: Record<string, string> = {};
+  for (const c of credentials) env[c.name] = stubs.get(c.id)!;
+  if (opts.gatewayApiKey) env[GATEWAY_CREDENTIAL] = gatewayStub(opts.gatewayApiKey, opts.sessionId);
+  const proxyUrl = `http://${SANDBOX_PROXY_ADDR}`;
+  const bundle = `${SANDBOX_VAULT_DIR}/${CA_BUNDLE_NAME}`;
+  Object.assign(env, {
+    HTTPS_PROXY: proxyUrl, HTTP_PROXY: proxyUrl, https_proxy: proxyUrl, http_proxy: proxyUrl,
+    NO_PROXY: 'localhost,127.0.0.1,::1', no_proxy: 'localhost,127.0.0.1,::1',
+    // Node ≥ 22.21 / 24 honour the proxy variables in fetch with this set; older Node needs an agent.
+    NODE_USE_ENV_PROXY: '1',
+    SSL_CERT_FILE: bundle, NODE_EXTRA_CA_CERTS: bundle, REQUESTS_CA_BUNDLE: bundle, CURL_CA_BUNDLE: bundle, GIT_SSL_CAINFO: bundle,
+  });
+  return {
+    env,
+    hostDir: sessionSocketDir(opts.runDir, opts.sessionId),
+    bridge: `${SANDBOX_PROXY_ADDR}=unix:${SANDBOX_VAULT_DIR}/${PROXY_SOCKET_NAME}`,
+  };
+}
+
+/** Closes the session's listener and removes its directory (when the session's sandbox is destroyed). */
+export function closeSandboxVault(runDir: string, sessionId: string): Promise<void> {
+  return control(runDir, 'DELETE', sessionId);
+}
