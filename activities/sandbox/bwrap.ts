@@ -33,12 +33,10 @@ function isSymlink(p: string): boolean {
 }
 
 /** /bin, /lib, /lib64 and /sbin: symlinks into /usr on a merged-usr host, read-only binds otherwise. */
-function rootDirs(): string[] {
-  return ['/bin', '/sbin', '/lib', '/lib64', '/lib32', '/libx32'].flatMap((dir) => {
-    if (isSymlink(dir)) return ['--symlink', path.join('usr', path.basename(dir)), dir];
-    return ['--ro-bind-try', dir, dir];
-  });
-}
+const rootDirs = ['/bin', '/sbin', '/lib', '/lib64', '/lib32', '/libx32'].flatMap((dir) => {
+  if (isSymlink(dir)) return ['--symlink', path.join('usr', path.basename(dir)), dir];
+  return ['--ro-bind-try', dir, dir];
+});
 
 export function bwrapArgs(
   env: Record<string, string>,
@@ -53,7 +51,7 @@ export function bwrapArgs(
   return [
     '--unshare-all', '--unshare-user', '--hostname', 'sandbox', '--new-session',
     '--clearenv', ...setenv,
-    '--ro-bind', '/usr', '/usr', ...rootDirs(),
+    '--ro-bind', '/usr', '/usr', ...rootDirs,
     '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
     ...hostEtc.flatMap((p) => ['--ro-bind-try', p, p]),
     ...['passwd', 'group', 'hosts'].flatMap((f) => ['--ro-bind', path.join(paths.etcDir, f), `/etc/${f}`]),

@@ -155,7 +155,10 @@ export class LocalSandboxProvider implements SandboxProvider {
         await sleep(attempt < 50 ? 1 : 10);
       }
     } finally {
-      if (!this.closed) this.spare ??= Launcher.spawn(this.sandboxdBin);
+      // Replace the spare once the caller has its sandbox (spawning blocks the event loop briefly).
+      setImmediate(() => {
+        if (!this.closed) this.spare ??= Launcher.spawn(this.sandboxdBin);
+      });
     }
   }
 
