@@ -74,7 +74,7 @@ export function playController(plane: ControlPlane, namespace: string, sandboxdP
     if (existing && existing.claimUid !== claim.metadata.uid) await removePod(name, existing);
     // An expired claim (shutdownPolicy Retain) keeps the claim and loses its Sandbox and pod.
     const expired = claim.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'ClaimExpired');
-    if (expired && existing?.claimUid === claim.metadata.uid) await removePod(name, existing);
+    if (expired && existing && existing.claimUid === claim.metadata.uid) await removePod(name, existing);
     if (claim.status?.conditions?.length || pods.has(name)) return;
     const pool = await get(ext, 'sandboxwarmpools', claim.spec.warmPoolRef!.name);
     if (!pool) {
