@@ -25,8 +25,8 @@ export class Launcher {
     child.on('error', () => (this.exit = 127));
   }
 
-  static spawn(sandboxdBin: string): Launcher {
-    const child = spawn(sandboxdBin, ['launch', '--spare'], {
+  static spawn(sandboxdBin: string, cgroupRoot?: string): Launcher {
+    const child = spawn(sandboxdBin, ['launch', '--spare', ...(cgroupRoot ? ['--cgroup-root', cgroupRoot] : [])], {
       detached: true, // its own session: the sandbox must outlive this worker
       stdio: ['pipe', 'ignore', 'ignore'], // it redirects itself to the sandbox's log once it knows it
       env: { PATH: '/usr/bin:/bin' },

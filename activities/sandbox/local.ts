@@ -23,6 +23,9 @@ export interface LocalSandboxOptions {
   /** The static sandboxd binary (built by bin/setup). */
   sandboxdBin?: string;
   bwrapBin?: string;
+  /** Where the cgroup v1 controllers are mounted (default /sys/fs/cgroup). Without writable pids and
+   * memory controllers there, memory falls back to RLIMIT_DATA per process and processes are unlimited. */
+  cgroupRoot?: string;
   /** How long a start may take before ensure() gives up. */
   startTimeoutMs?: number;
 }
@@ -128,7 +131,7 @@ export class LocalSandboxProvider implements SandboxProvider {
     const timeoutMs = this.options.startTimeoutMs ?? 10_000;
     const deadline = Date.now() + timeoutMs;
     const { limits } = this.options;
-    const launcher = this.spare?.usable ? this.spare : Launcher.spawn(this.sandboxdBin);
+    const launcher = this.spare?.usable ? this.spare : Launcher.spawn(this.sandboxdBin, this.options.cgroupRoot);
     this.spare = undefined;
     launcher.start({
       runDir: paths.runDir,
@@ -157,7 +160,7 @@ export class LocalSandboxProvider implements SandboxProvider {
     } finally {
       // Replace the spare once the caller has its sandbox (spawning blocks the event loop briefly).
       setImmediate(() => {
-        if (!this.closed) this.spare ??= Launcher.spawn(this.sandboxdBin);
+        if (!this.closed) this.spare ??= Launcher.spawn(this.sandboxdBin, this.options.cgroupRoot);
       });
     }
   }

@@ -3,7 +3,13 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { localSandboxProvider, sandboxPaths, stopAllLocalSandboxes, type LocalSandboxProvider } from '../../activities/sandbox/local.ts';
+import {
+  localSandboxProvider,
+  sandboxPaths,
+  stopAllLocalSandboxes,
+  type LocalSandboxOptions,
+  type LocalSandboxProvider,
+} from '../../activities/sandbox/local.ts';
 import type { SandboxLimits } from '../../activities/sandbox/bwrap.ts';
 import type { ExecResult, SandboxdClient } from '../../activities/sandbox/provider.ts';
 
@@ -15,8 +21,12 @@ export interface Harness {
   cleanup(): Promise<void>;
 }
 
-export function harness(limits: SandboxLimits = defaultLimits, dataDir = mkdtempSync(path.join(os.tmpdir(), 'berth-sbx-'))): Harness {
-  const provider = localSandboxProvider({ dataDir, limits });
+export function harness(
+  limits: SandboxLimits = defaultLimits,
+  dataDir = mkdtempSync(path.join(os.tmpdir(), 'berth-sbx-')),
+  extra: Partial<LocalSandboxOptions> = {},
+): Harness {
+  const provider = localSandboxProvider({ dataDir, limits, ...extra });
   return {
     dataDir,
     provider,

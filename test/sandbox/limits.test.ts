@@ -59,3 +59,21 @@ describe('resource limits', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
+
+describe('resource limits without writable cgroups', () => {
+  it('still starts, says why in the log, and limits memory per process with RLIMIT_DATA', async () => {
+    const fallback = harness(limits, undefined, { cgroupRoot: '/proc/no-cgroups-here' });
+    try {
+      const { client: c } = await fallback.provider.ensure({ sessionId: 'fallback', env: {} });
+      const paths = sandboxPaths(fallback.dataDir, 'fallback');
+      expect(readFileSync(paths.log, 'utf8')).toContain('cgroups unavailable');
+      expect(readFileSync(path.join(paths.runDir, 'cgroups'), 'utf8').trim()).toBe('');
+      const r = await run(c, `python3 -c "b = bytearray(400 * 1024 * 1024); print('allocated')"`);
+      expect(r.stdout).not.toContain('allocated');
+      expect(r.stderr).toContain('MemoryError');
+      expect((await run(c, 'echo alive')).stdout).toBe('alive\n');
+    } finally {
+      await fallback.cleanup();
+    }
+  });
+});
