@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../lib/config.ts';
 import { killRemainingChildren } from './stack/child.ts';
-import { berthEntryExists, ROOT, startWeb, startWorker } from './stack/berth.ts';
+import { ROOT, startWeb, startWorker } from './stack/berth.ts';
 import { parseStackConfig } from './stack/config.ts';
 import { status } from './stack/console.ts';
 import { startGateway } from './stack/gateway.ts';
@@ -26,21 +26,20 @@ const shown = (p: string) => (path.relative(process.cwd(), p).startsWith('..') ?
 fs.mkdirSync(logs, { recursive: true });
 
 const supervisor = new Supervisor();
-let shuttingDown = false;
+let stopping: Promise<void> | undefined;
+/** Stops everything once, then exits; later calls (a second signal) wait for the same stop. */
 async function shutdown(code: number): Promise<never> {
-  if (!shuttingDown) {
-    shuttingDown = true;
+  stopping ??= (async () => {
     status('berth', 'info', 'stopping…');
     await supervisor.stopAll();
     await killRemainingChildren();
-  }
+  })();
+  await stopping;
   process.exit(code);
 }
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    if (shuttingDown) return void status('berth', 'info', 'already stopping (each process gets up to 10 s)');
-    void shutdown(0);
-  });
+  // A Ctrl-C reaches tsx too, which relays it: the second copy just waits for the first.
+  process.on(sig, () => void shutdown(0));
 }
 
 async function step<T extends { pid: number }>(name: string, detail: (h: T) => string, start: () => Promise<T>): Promise<T> {
@@ -72,16 +71,13 @@ try {
     BERTH_ADMIN_API_KEY: admin.value,
     PORT: String(config.PORT),
   };
-  const web = berthEntryExists('web')
-    ? step('web', (h) => `http://127.0.0.1:${config.PORT}, pid ${h.pid}`, () =>
-        supervisor.add('web', () => startWeb({ env, port: config.PORT, logPath: logFile('web') })),
-      )
-    : Promise.resolve(status('web', 'skipped', 'bin/web.ts is not there yet'));
   await Promise.all([
     step('worker', (h) => `pid ${h.pid}, task queue ${config.BERTH_TASK_QUEUE}`, () =>
       supervisor.add('worker', () => startWorker({ env, logPath: logFile('worker') })),
     ),
-    web,
+    step('web', (h) => `http://127.0.0.1:${config.PORT}, pid ${h.pid}`, () =>
+      supervisor.add('web', () => startWeb({ env, port: config.PORT, logPath: logFile('web') })),
+    ),
   ]);
 
   const api = `http://${config.BERTH_HOST}:${config.PORT}`;

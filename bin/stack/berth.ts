@@ -1,7 +1,6 @@
 // Berth's own processes: the worker and the web process, each one node process (tsx as a loader,
 // not a wrapper), so its pid is the process that does the work.
 import fs from 'node:fs';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnLogged, waitReady, type ChildHandle } from './child.ts';
 
@@ -13,8 +12,6 @@ export interface BerthProcessOptions {
   logPath: string;
   readyTimeoutMs?: number;
 }
-
-export const berthEntryExists = (name: 'worker' | 'web') => fs.existsSync(path.join(ROOT, 'bin', `${name}.ts`));
 
 export async function startWorker(opts: BerthProcessOptions): Promise<ChildHandle> {
   const offset = fs.existsSync(opts.logPath) ? fs.statSync(opts.logPath).size : 0;
