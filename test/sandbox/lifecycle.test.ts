@@ -32,7 +32,7 @@ describe('local sandbox lifecycle', () => {
     expect(first.started).toBe('created');
     const t = performance.now();
     const again = await h.provider.ensure({ sessionId: 'life-a', env: {} });
-    expect(performance.now() - t).toBeLessThan(50);
+    expect(performance.now() - t).toBeLessThan(100); // one HTTP round trip (well under 1 ms when idle)
     expect(again.started).toBe('no');
     expect(await h.provider.state('life-a')).toBe('running');
   });

@@ -52,11 +52,10 @@ describe('resource limits', () => {
   });
 
   it('stops a CPU hog at the CPU time limit', async () => {
-    const started = Date.now();
-    const r = await run(client, 'while :; do :; done', 20_000);
+    // One CPU-second can take several wall-clock seconds on a busy machine; the timeout is a backstop.
+    const r = await run(client, 'while :; do :; done', 50_000);
     expect(r.timedOut).toBe(false);
     expect(r.signal).toBe('SIGXCPU');
-    expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
 
