@@ -1,6 +1,6 @@
 // The Temporal worker: runs session workflows and their activities. `npm run worker` runs it alone.
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { sandboxProvider } from '../activities/sandbox/index.ts';
 import { loadConfig } from '../lib/config.ts';
@@ -9,6 +9,8 @@ import { createLogger } from '../lib/log.ts';
 
 const config = loadConfig();
 const log = createLogger('worker');
+// The SDK logs at our level too, so `LOG_LEVEL=warn` quiets its state-change chatter.
+Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL.toUpperCase() as 'DEBUG' | 'INFO' | 'WARN' | 'ERROR') });
 if (!config.LITELLM_GATEWAY_URL) {
   log.error('LITELLM_GATEWAY_URL is not set: the worker relays every model call to a LiteLLM gateway (npm start sets it)');
   process.exit(78);

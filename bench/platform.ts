@@ -1,0 +1,142 @@
+// Platform benchmark against the real stack with a zero-latency scripted model:
+// - overhead per turn: (HTTP accept → model request) + (model reply end → turn.completed on SSE);
+// - turns per second with 50 and 200 concurrent sessions, with errors counted;
+// - worker and web RSS, idle and at peak.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startWeb, startWorker } from '../bin/stack/berth.ts';
+import type { ChildHandle } from '../bin/stack/child.ts';
+import type { ChatRequest } from '../bin/stack/model-types.ts';
+import { freePort } from '../bin/stack/ports.ts';
+import { startScriptedStack } from '../bin/stack/scripted-stack.ts';
+import { apiClient, readEvents } from '../test/support/api-client.ts';
+import { round, summary } from './stats.ts';
+
+const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+const now = () => performance.timeOrigin + performance.now();
+
+export async function benchPlatform(): Promise<Record<string, unknown>> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-bench-'));
+  // The scripted model's request and reply times, by the user message that started the turn.
+  const marks = new Map<string, { received: number; replied: number }>();
+  const lastUser = (req: ChatRequest) => String([...req.messages].reverse().find((m) => m.role === 'user')?.content ?? '');
+  const stack = await startScriptedStack(dir, {
+    received: (req) => marks.set(lastUser(req), { received: now(), replied: 0 }),
+    replied: (req) => {
+      const m = marks.get(lastUser(req));
+      if (m) m.replied = now();
+    },
+  });
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    BERTH_DATA_DIR: path.join(dir, 'berth'),
+    DATABASE_URL: stack.pg.url,
+    TEMPORAL_ADDRESS: stack.temporal.address,
+    LITELLM_GATEWAY_URL: stack.gateway.url,
+    LITELLM_API_KEY: stack.gateway.apiKey,
+    BERTH_ADMIN_API_KEY: ADMIN_KEY,
+    LOG_LEVEL: 'info',
+  };
+  const port = await freePort();
+  let worker: ChildHandle | undefined;
+  let web: (ChildHandle & { url: string }) | undefined;
+  try {
+    worker = await startWorker({ env, logPath: path.join(dir, 'logs/worker.log') });
+    web = await startWeb({ env: { ...env, PORT: String(port) }, port, logPath: path.join(dir, 'logs/web.log') });
+    const api = apiClient(web.url, ADMIN_KEY);
+    const script = (model: string, steps: unknown) =>
+      fetch(`${stack.model.url.replace(/\/v1$/, '')}/__scripts/${model}`, { method: 'PUT', body: JSON.stringify(steps) });
+    await script('bench-text', [{ text: 'ok' }]);
+    await script('bench-tool', [{ tool_calls: [{ name: 'bash', arguments: { command: 'echo hi' } }] }, { text: 'ok' }]);
+    const agent = async (model: string) => (await api.post('/v1/agents', { name: model, model: `scripted/${model}` })).body.id as string;
+    const textAgent = await agent('bench-text');
+    const toolAgent = await agent('bench-tool');
+    const session = async (agentId: string) => (await api.post('/v1/sessions', { agent_id: agentId })).body.id as string;
+    const rss = { worker: new RssSampler(worker.pid), web: new RssSampler(web.pid) };
+
+    // Overhead per turn, one turn at a time on a warm session, read from one open SSE stream.
+    const TURNS = 70;
+    const sid = await session(textAgent);
+    const completed = new Map<number, (at: number) => void>();
+    const stream = readEvents(web.url, ADMIN_KEY, sid, {
+      until: (e) => e.type === 'turn.completed' && e.data.turn === TURNS,
+      onEvent: (e) => e.type === 'turn.completed' && completed.get(e.data.turn)?.(now()),
+      timeoutMs: 300_000,
+    });
+    const overhead: number[] = [];
+    const inbound: number[] = [];
+    const outbound: number[] = [];
+    for (let turn = 1; turn <= TURNS; turn++) {
+      const content = `overhead ${turn}`;
+      const ended = new Promise<number>((resolve) => completed.set(turn, resolve));
+      const accepted = now();
+      await api.post(`/v1/sessions/${sid}/messages`, { content });
+      const at = await ended;
+      const m = marks.get(content);
+      if (!m || turn <= 20) continue; // the first turns warm up code paths and connections
+      inbound.push(m.received - accepted);
+      outbound.push(at - m.replied);
+      overhead.push(m.received - accepted + (at - m.replied));
+    }
+    await stream;
+    const idleRss = { worker_mb: rss.worker.sample(), web_mb: rss.web.sample() };
+
+    const load = async (sessions: number, turnsEach: number, agentId: string) => {
+      const ids = await Promise.all(Array.from({ length: sessions }, () => session(agentId)));
+      const stopSampling = [rss.worker.every(200), rss.web.every(200)];
+      let errors = 0;
+      const latencies: number[] = [];
+      const started = now();
+      await Promise.all(
+        ids.map(async (id, s) => {
+          for (let t = 0; t < turnsEach; t++) {
+            const t0 = now();
+            const res = await api.post(`/v1/sessions/${id}/messages?wait=true`, { content: `load ${sessions} ${s} ${t}` }).catch(() => undefined);
+            if (res?.status === 200 && res.body.outcome === 'completed') latencies.push(now() - t0);
+            else errors++;
+          }
+        }),
+      );
+      const seconds = (now() - started) / 1000;
+      stopSampling.forEach((stop) => stop());
+      await Promise.all(ids.map((id) => api.delete(`/v1/sessions/${id}`)));
+      return { sessions, turns: sessions * turnsEach, errors, turns_per_s: round((sessions * turnsEach - errors) / seconds), turn_latency_ms: summary(latencies) };
+    };
+    const c50 = await load(50, 10, textAgent);
+    const c200 = await load(200, 5, textAgent);
+    const c50tools = await load(50, 4, toolAgent);
+
+    return {
+      overhead_per_turn_ms: summary(overhead),
+      overhead_accept_to_model_request_ms: summary(inbound),
+      overhead_model_end_to_sse_turn_completed_ms: summary(outbound),
+      concurrent_50: c50,
+      concurrent_200: c200,
+      concurrent_50_with_bash_tool: c50tools,
+      rss_idle: idleRss,
+      rss_peak: { worker_mb: rss.worker.peak, web_mb: rss.web.peak },
+    };
+  } finally {
+    await Promise.all([worker?.stop(), web?.stop()]);
+    await stack.stop();
+  }
+}
+
+class RssSampler {
+  peak = 0;
+  constructor(private readonly pid: number) {}
+
+  sample(): number {
+    const m = readFileSync(`/proc/${this.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
+    const mb = m ? round(Number(m[1]) / 1024) : 0;
+    this.peak = Math.max(this.peak, mb);
+    return mb;
+  }
+
+  every(ms: number): () => void {
+    const timer = setInterval(() => this.sample(), ms);
+    return () => clearInterval(timer);
+  }
+}
