@@ -8,7 +8,8 @@ const BATCH = 500;
 
 /**
  * Yields batches of events in seq order; an empty batch when `idleMs` passed without any (a
- * keep-alive tick). Ends when `signal` aborts.
+ * keep-alive tick). Ends when `signal` aborts, or with `replayOnly` once the stored events are out
+ * (for a session that has ended: nothing more will come).
  */
 export async function* followEvents(
   bus: EventBus,
@@ -16,6 +17,7 @@ export async function* followEvents(
   afterSeq: number,
   signal: AbortSignal,
   idleMs: number,
+  replayOnly = false,
 ): AsyncGenerator<SessionEvent[]> {
   let last = afterSeq;
   let pending = true; // replay what is stored first
@@ -31,9 +33,11 @@ export async function* followEvents(
         pending = false;
         const events = await listEvents(sessionId, last, BATCH);
         if (events.length === BATCH) pending = true;
-        if (events.length === 0) continue;
-        last = events[events.length - 1]!.seq;
-        yield events;
+        if (events.length > 0) {
+          last = events[events.length - 1]!.seq;
+          yield events;
+        }
+        if (replayOnly && events.length < BATCH) return;
         continue;
       }
       const woken = await new Promise<boolean>((resolve) => {

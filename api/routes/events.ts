@@ -8,7 +8,7 @@ import { ApiError } from '../errors.ts';
 import { followEvents } from '../follow.ts';
 import { errors } from '../openapi.ts';
 import { EventsQuery, IdParam } from '../schemas.ts';
-import { findSession } from '../sessions-data.ts';
+import { findSession, isClosed } from '../sessions-data.ts';
 
 const KEEP_ALIVE_MS = 15_000;
 
@@ -17,7 +17,8 @@ const stream = createRoute({
   summary: 'Event stream (SSE), resumable with Last-Event-ID',
   description:
     'Events: message.created, message.delta, tool.started, tool.output, tool.finished, turn.completed, turn.failed, ' +
-    'turn.aborted, session.status, step.retry. Each carries `id: <seq>`; the stream ends after session.status "ended".',
+    'turn.aborted, session.status, step.retry. Each carries `id: <seq>`; the stream ends after session.status "ended" ' +
+    '(for an ended session: once the stored events are sent). A comment line every 15 s keeps it alive.',
   request: {
     params: IdParam,
     query: EventsQuery,
@@ -37,14 +38,15 @@ export function eventRoutes({ eventBus, log }: ApiDeps) {
     const lastEventId = c.req.valid('header')['last-event-id'];
     const after = lastEventId !== undefined ? Number(lastEventId) : (c.req.valid('query').after ?? 0);
     if (!Number.isSafeInteger(after)) throw new ApiError(400, 'invalid_request', 'invalid Last-Event-ID', [{ path: 'last-event-id', message: 'too large' }]);
-    await findSession(c.var.teamId, id);
+    // An ended session gets what is stored, then the stream closes: nothing more will come.
+    const replayOnly = isClosed(await findSession(c.var.teamId, id));
 
     return streamSSE(c, async (sse) => {
       const gone = new AbortController();
       sse.onAbort(() => gone.abort());
       c.req.raw.signal.addEventListener('abort', () => gone.abort(), { once: true });
       try {
-        for await (const batch of followEvents(eventBus, id, after, gone.signal, KEEP_ALIVE_MS)) {
+        for await (const batch of followEvents(eventBus, id, after, gone.signal, KEEP_ALIVE_MS, replayOnly)) {
           if (batch.length === 0) await sse.write(': keep-alive\n\n');
           for (const e of batch) {
             await sse.writeSSE({ id: String(e.seq), event: e.type, data: JSON.stringify(e.data) });

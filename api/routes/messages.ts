@@ -34,6 +34,13 @@ const list = createRoute({
   responses: { 200: json(MessagePage, 'A page of messages'), ...errors(400, 404) },
 });
 
+function turnResult(type: string, data: Record<string, unknown>) {
+  const outcome = type.slice('turn.'.length) as z.infer<typeof TurnResult>['outcome'];
+  const text = outcome === 'completed' && typeof data.text === 'string' ? data.text : null;
+  const why = data.error ?? data.reason;
+  return { outcome, text, error: outcome === 'completed' ? null : typeof why === 'string' ? why : JSON.stringify(why ?? null) };
+}
+
 function messageJson(m: MessageRow): MessageJson {
   return {
     id: m.id,
@@ -56,7 +63,8 @@ export function messageRoutes({ temporal, eventBus }: ApiDeps) {
     const { wait, timeout_s } = c.req.valid('query');
     const row = await findSession(c.var.teamId, id);
     assertOpen(row);
-    const sent = await sendMessage(temporal, id, c.req.valid('json').content, c.req.valid('header')['idempotency-key']).catch(
+    const key = c.req.valid('header')['idempotency-key'];
+    const sent = await sendMessage(temporal, id, c.req.valid('json').content, key).catch(
       async (err: unknown) => {
         // The workflow is gone (ended, failed or terminated): say so rather than 500.
         if (!(err instanceof WorkflowNotFoundError)) throw err;
@@ -68,7 +76,9 @@ export function messageRoutes({ temporal, eventBus }: ApiDeps) {
     const accepted = { message_id: sent.messageId, seq: sent.seq, turn: sent.turn };
     if (wait === 'false') return c.json(accepted, 202);
 
-    const result = await waitForTurnEnd(id, Number(row.lastEventSeq), sent.turn, timeout_s * 1000, c.req.raw.signal);
+    // A retry (same Idempotency-Key) may be for a turn that ended already, before the row's last seq.
+    const retried = key !== undefined ? await earlierTurnEnd(id, sent.turn) : undefined;
+    const result = retried ?? (await waitForTurnEnd(id, Number(row.lastEventSeq), sent.turn, timeout_s * 1000, c.req.raw.signal));
     return result ? c.json({ ...accepted, ...result }, 200) : c.json(accepted, 202);
   });
 
@@ -77,13 +87,17 @@ export function messageRoutes({ temporal, eventBus }: ApiDeps) {
     const signal = AbortSignal.any([clientGone, AbortSignal.timeout(timeoutMs)]);
     for await (const batch of followEvents(eventBus, sessionId, afterSeq, signal, timeoutMs)) {
       const end = batch.find((e) => TURN_END.has(e.type) && e.data.turn === turn);
-      if (!end) continue;
-      const outcome = end.type.slice('turn.'.length) as z.infer<typeof TurnResult>['outcome'];
-      const text = outcome === 'completed' && typeof end.data.text === 'string' ? end.data.text : null;
-      const why = end.data.error ?? end.data.reason;
-      return { outcome, text, error: outcome === 'completed' ? null : typeof why === 'string' ? why : JSON.stringify(why ?? null) };
+      if (end) return turnResult(end.type, end.data as Record<string, unknown>);
     }
     return null;
+  }
+
+  async function earlierTurnEnd(sessionId: string, turn: number) {
+    const end = await db().sessionEvent.findFirst({
+      where: { sessionId, type: { in: [...TURN_END] }, data: { path: ['turn'], equals: turn } },
+      orderBy: { seq: 'asc' },
+    });
+    return end ? turnResult(end.type, end.data as Record<string, unknown>) : undefined;
   }
 
   app.openapi(list, async (c) => {

@@ -171,6 +171,16 @@ describe('GET /v1/sessions/:id/events', () => {
     }
   });
 
+  it('replays an ended session from Last-Event-ID and closes', async () => {
+    const sid = await newSession();
+    await appendEvents(sid, range(1, 3).map((i) => ev(`e${i}`, 'message.delta', { turn: 1, step: 1, attempt: 1, text: `${i}` })));
+    await t.temporal.workflow.getHandle(sid).terminate('test'); // no worker here: end it the operator's way
+    expect((await t.api.delete(`/v1/sessions/${sid}`)).body.status).toBe('ended');
+    const stream = connect(sid, { lastEventId: 1 });
+    await stream.closedByServer();
+    expect(ids(stream.events)).toEqual([2, 3]);
+  });
+
   it('sends a keep-alive comment every 15 s while nothing happens', async () => {
     const sid = await newSession();
     const stream = connect(sid);

@@ -15,7 +15,7 @@ let agentId: string;
 const model = `scripted/api-sessions-${randomBytes(3).toString('hex')}`;
 
 beforeAll(async () => {
-  t = await startApi('sessions', { withWorker: true, env: { CONTAINER_ENV_API_TEST_FLAG: 'on' } });
+  t = await startApi('sessions', { withWorker: true, env: { CONTAINER_ENV_API_TEST_FLAG: 'platform-only-value' } });
   await registerScript(model, {
     rules: [
       { match: 'slowly', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'sleep 60' } }] }, { text: 'slept' }] },
@@ -58,8 +58,9 @@ describe('sessions', () => {
     const input = JSON.parse(Buffer.from(payload.data!).toString('utf8')) as SessionInput;
     expect(input.sessionId).toBe(s.id);
     expect(input.agent).toMatchObject({ id: agentId, teamId: t.teamId, model, tools: ['bash'] });
-    // The platform's CONTAINER_ENV_X wins over the agent's X.
-    expect(input.agent.env).toEqual({ FOO: '1', API_TEST_FLAG: 'on' });
+    // The agent's env only: the worker adds CONTAINER_ENV_X to the sandbox, so platform values stay out of history.
+    expect(input.agent.env).toEqual({ FOO: '1', API_TEST_FLAG: 'agent' });
+    expect(JSON.stringify(history)).not.toContain('platform-only-value');
     expect(input.limits).toEqual(sessionLimits(t.config));
   });
 
@@ -71,9 +72,11 @@ describe('sessions', () => {
     const waited = await t.api.post(`/v1/sessions/${s.id}/messages?wait=true&timeout_s=60`, { content: 'again' }, key);
     expect(waited.status).toBe(200);
     expect(waited.body).toMatchObject({ turn: 2, outcome: 'completed', text: 'hello back', error: null });
-    const retried = await t.api.post(`/v1/sessions/${s.id}/messages`, { content: 'again' }, key);
-    expect(retried.status).toBe(202);
-    expect(retried.body).toEqual({ message_id: waited.body.message_id, seq: waited.body.seq, turn: 2 });
+    // A retry is the same message: queued once, and its (already ended) turn is found at once.
+    const retried = await t.api.post(`/v1/sessions/${s.id}/messages?wait=true&timeout_s=5`, { content: 'again' }, key);
+    expect(retried).toMatchObject({ status: 200, body: waited.body });
+    const plain = await t.api.post(`/v1/sessions/${s.id}/messages`, { content: 'again' }, key);
+    expect(plain).toMatchObject({ status: 202, body: { message_id: waited.body.message_id, seq: waited.body.seq, turn: 2 } });
 
     const all = (await t.api.get(`/v1/sessions/${s.id}/messages`)).body.data as { seq: number; role: string; content: string }[];
     expect(all.map((m) => [m.role, m.content])).toEqual([['user', 'hi'], ['assistant', 'hello back'], ['user', 'again'], ['assistant', 'hello back']]);
