@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { sandboxPaths } from '../../activities/sandbox/local.ts';
+import { sandboxPaths, stopAllLocalSandboxes } from '../../activities/sandbox/local.ts';
 import type { ChildHandle } from '../../bin/stack/child.ts';
 import type { Script } from '../../bin/stack/scripted-model.ts';
 import { apiClient } from './api-client.ts';
@@ -81,8 +81,10 @@ export async function startBerth(opts: BerthOptions) {
       for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
     },
     sandboxRunning: async (sessionId: string) => alive(sandboxPid(sessionId)),
+    /** Stops the worker, the web process and every sandbox this file's sessions started. */
     async stop(): Promise<void> {
       await Promise.all([worker.stop(), web.stop()]);
+      await stopAllLocalSandboxes(t.dataDir);
     },
   };
 }
