@@ -69,7 +69,7 @@ allowVolumeExpansion: true
 EOF
 kc apply --server-side -f "$RELEASES/$AGENT_SANDBOX_VERSION/manifest.yaml"
 kc apply --server-side -f "$RELEASES/$AGENT_SANDBOX_VERSION/extensions.yaml"
-kc -n agent-sandbox-system rollout status deployment --timeout=300s
+kc -n agent-sandbox-system wait --for=condition=Available deployment --all --timeout=300s
 
 account=$(aws sts get-caller-identity --query Account --output text)
 registry="$account.dkr.ecr.$REGION.amazonaws.com"
@@ -113,5 +113,5 @@ for repo in platform litellm sandbox-builtin egress-init; do
 done
 sed -i "s#temporal.example.internal:7233#$TEMPORAL_ADDRESS#" "$overlay/kustomization.yaml"
 kc apply -k "$overlay"
-kc -n berth rollout status deployment/berth-web deployment/berth-worker --timeout=600s
+kc -n berth wait --for=condition=Available deployment/berth-web deployment/berth-worker --timeout=600s
 step "ready: expose svc/berth-web in namespace berth through your ingress or load balancer"

@@ -33,7 +33,7 @@ fi
 step "installing agent-sandbox $AGENT_SANDBOX_VERSION"
 kc apply --server-side -f "$RELEASES/$AGENT_SANDBOX_VERSION/manifest.yaml"
 kc apply --server-side -f "$RELEASES/$AGENT_SANDBOX_VERSION/extensions.yaml"
-kc -n agent-sandbox-system rollout status deployment --timeout=180s
+kc -n agent-sandbox-system wait --for=condition=Available deployment --all --timeout=180s
 
 if [ "${BERTH_KIND_SKIP_BUILD:-0}" != 1 ]; then
   step "building images"
@@ -93,7 +93,7 @@ kc -n berth-sandboxes create configmap berth-ca --from-file=ca.crt="$STATE/ca.cr
 step "applying k8s/overlays/kind"
 kc apply -k k8s/overlays/kind
 kc -n berth rollout status statefulset/postgres --timeout=180s
-kc -n berth rollout status deployment/berth-web deployment/berth-worker --timeout=300s
+kc -n berth wait --for=condition=Available deployment/berth-web deployment/berth-worker --timeout=300s
 
 kind get kubeconfig --internal --name "$CLUSTER" >"$STATE/kubeconfig"
 if [ "${BERTH_KIND_ROUTE_PODS:-0}" = 1 ]; then
