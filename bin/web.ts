@@ -15,7 +15,10 @@ const config = loadConfig();
 const log = createLogger('web');
 if (!config.BERTH_ADMIN_API_KEY) log.warn('BERTH_ADMIN_API_KEY is not set: every /v1 request will be answered 401');
 
-const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS }).catch((err: unknown) => {
+  log.error('cannot reach Temporal', { address: config.TEMPORAL_ADDRESS, err });
+  process.exit(1);
+});
 const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
 const eventBus = new EventBus();
 await eventBus.start();
@@ -24,6 +27,10 @@ const app = createApp({ config, temporal, eventBus, log });
 const server = serve({ fetch: app.fetch, hostname: config.BERTH_HOST, port: config.PORT }, (info) => {
   log.info('web ready', { url: `http://${config.BERTH_HOST}:${info.port}`, temporal: config.TEMPORAL_ADDRESS });
 }) as Server;
+server.on('error', (err) => {
+  log.error('cannot serve', { host: config.BERTH_HOST, port: config.PORT, err });
+  process.exit(1);
+});
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
