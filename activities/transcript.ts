@@ -4,7 +4,7 @@ import { Context } from '@temporalio/activity';
 import { db } from '../lib/db.ts';
 import { appendEvents } from '../lib/events.ts';
 import { newId } from '../lib/ids.ts';
-import type { ToolCall, Usage } from '../lib/types.ts';
+import type { NewSessionEvent, ToolCall, Usage } from '../lib/types.ts';
 
 export interface TranscriptMessage {
   sessionId: string;
@@ -19,12 +19,20 @@ export interface TranscriptMessage {
   usage?: Usage;
 }
 
-export async function findMessage(sessionId: string, seq: number) {
+/**
+ * The message an earlier attempt of this activity already recorded under `seq`, if any. A first
+ * attempt cannot have one: the workflow hands out each seq to one activity only.
+ */
+export async function findEarlierResult(sessionId: string, seq: number) {
+  if (Context.current().info.attempt === 1) return null;
   return db().message.findUnique({ where: { sessionId_seq: { sessionId, seq } } });
 }
 
-/** Inserts the message unless its seq is already taken (first write wins), then emits message.created. */
-export async function recordMessage(m: TranscriptMessage): Promise<void> {
+/**
+ * Inserts the message unless its seq is already taken (first write wins), then emits message.created
+ * and any `after` events in the same statement.
+ */
+export async function recordMessage(m: TranscriptMessage, after: NewSessionEvent[] = []): Promise<void> {
   const row = await db().message.upsert({
     where: { sessionId_seq: { sessionId: m.sessionId, seq: m.seq } },
     update: {},
@@ -56,6 +64,7 @@ export async function recordMessage(m: TranscriptMessage): Promise<void> {
         ...(row.toolCallId ? { tool_call_id: row.toolCallId, tool_name: row.toolName } : {}),
       },
     },
+    ...after,
   ]);
 }
 

@@ -4,9 +4,9 @@ import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { appendEvents } from '../../lib/events.ts';
 import type { Config } from '../../lib/config.ts';
-import type { AgentSpec, ModelStepResult, QueuedMessage, ToolCall } from '../../lib/types.ts';
+import type { AgentSpec, ModelStepResult, NewSessionEvent, QueuedMessage, ToolCall } from '../../lib/types.ts';
 import { toolDefinitions } from '../tools/definitions.ts';
-import { CoalescingWriter, findMessage, recordMessage, turnEndKey, withHeartbeat } from '../transcript.ts';
+import { CoalescingWriter, findEarlierResult, recordMessage, turnEndKey, withHeartbeat } from '../transcript.ts';
 import { buildContext } from './context.ts';
 import { streamChat } from './gateway.ts';
 
@@ -33,14 +33,14 @@ export function makeModelStep(config: Config) {
     }
 
     // An earlier attempt finished the reply before its worker died: reuse it, do not ask again.
-    const done = await findMessage(sessionId, assistantSeq);
+    const done = await findEarlierResult(sessionId, assistantSeq);
     if (done) {
       const reply: ModelStepResult = {
         content: done.content,
         toolCalls: (done.toolCalls as ToolCall[] | null) ?? [],
         usage: { promptTokens: done.promptTokens, completionTokens: done.completionTokens },
       };
-      await completeTurnIfFinal(sessionId, turn, reply);
+      await appendEvents(sessionId, turnEnd(turn, reply));
       return reply;
     }
 
@@ -67,8 +67,10 @@ export function makeModelStep(config: Config) {
         ),
       );
       await deltas.close();
-      await recordMessage({ sessionId, seq: assistantSeq, turn, role: 'assistant', content: reply.content, toolCalls: reply.toolCalls, usage: reply.usage });
-      await completeTurnIfFinal(sessionId, turn, reply);
+      await recordMessage(
+        { sessionId, seq: assistantSeq, turn, role: 'assistant', content: reply.content, toolCalls: reply.toolCalls, usage: reply.usage },
+        turnEnd(turn, reply),
+      );
       return reply;
     } catch (err) {
       await deltas.close();
@@ -83,13 +85,8 @@ export function makeModelStep(config: Config) {
 }
 
 // A reply without tool calls ends the turn; saying so here saves the workflow an activity per turn.
-async function completeTurnIfFinal(sessionId: string, turn: number, reply: ModelStepResult): Promise<void> {
-  if (reply.toolCalls.length > 0) return;
-  await appendEvents(sessionId, [
-    {
-      key: turnEndKey(turn),
-      type: 'turn.completed',
-      data: { turn, text: reply.content, usage: { prompt_tokens: reply.usage.promptTokens, completion_tokens: reply.usage.completionTokens } },
-    },
-  ]);
+function turnEnd(turn: number, reply: ModelStepResult): NewSessionEvent[] {
+  if (reply.toolCalls.length > 0) return [];
+  const usage = { prompt_tokens: reply.usage.promptTokens, completion_tokens: reply.usage.completionTokens };
+  return [{ key: turnEndKey(turn), type: 'turn.completed', data: { turn, text: reply.content, usage } }];
 }

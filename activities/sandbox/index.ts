@@ -1,5 +1,6 @@
 // Picks the sandbox provider for BERTH_SANDBOX_BACKEND.
 import type { Config } from '../../lib/config.ts';
+import { kubernetesOptionsFromConfig, kubernetesSandboxProvider } from './kubernetes.ts';
 import { localOptionsFromConfig, localSandboxProvider } from './local.ts';
 import type { SandboxProvider } from './provider.ts';
 
@@ -8,6 +9,6 @@ export function sandboxProvider(config: Config): SandboxProvider {
     case 'local':
       return localSandboxProvider(localOptionsFromConfig(config));
     case 'kubernetes':
-      throw new Error('BERTH_SANDBOX_BACKEND=kubernetes: the Kubernetes sandbox provider is not available yet; use local');
+      return kubernetesSandboxProvider(kubernetesOptionsFromConfig(config));
   }
 }

@@ -9,7 +9,7 @@ import { appendEvents } from '../../lib/events.ts';
 import type { AgentSpec, SandboxState, ToolCall, ToolName, ToolResult } from '../../lib/types.ts';
 import { TOOL_NAMES } from '../../lib/types.ts';
 import { SandboxGoneError, SandboxRequestError, type SandboxProvider, type SandboxdClient } from '../sandbox/provider.ts';
-import { CoalescingWriter, findMessage, recordMessage, withHeartbeat } from '../transcript.ts';
+import { CoalescingWriter, findEarlierResult, recordMessage, withHeartbeat } from '../transcript.ts';
 import { toolArgs } from './definitions.ts';
 import { BoundedOutput, truncate } from './output.ts';
 
@@ -34,7 +34,7 @@ export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
 
   return async function runTool(input: RunToolInput): Promise<RunToolResult> {
     const { sessionId, turn, step, call, seq, agent } = input;
-    const done = await findMessage(sessionId, seq);
+    const done = await findEarlierResult(sessionId, seq);
     if (done) return { output: done.content, isError: false, sandbox: 'running' };
 
     await appendEvents(sessionId, [
@@ -49,8 +49,7 @@ export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
       if (err instanceof ToolError || err instanceof SandboxRequestError) result = { output: err.message, isError: true };
       else throw err;
     }
-    await recordMessage({ sessionId, seq, turn, role: 'tool', content: result.output, toolCallId: call.id, toolName: call.name });
-    await appendEvents(sessionId, [
+    await recordMessage({ sessionId, seq, turn, role: 'tool', content: result.output, toolCallId: call.id, toolName: call.name }, [
       {
         key: `tool.${seq}.finished`,
         type: 'tool.finished',
