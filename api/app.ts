@@ -10,6 +10,8 @@ import { agentRoutes } from './routes/agents.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { messageRoutes } from './routes/messages.ts';
+import { modelRoutes } from './routes/models.ts';
+import { overviewRoutes } from './routes/overview.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 
 export type { ApiDeps } from './context.ts';
@@ -19,6 +21,8 @@ function registerV1Routes(v1: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
   v1.route('/', sessionRoutes(deps));
   v1.route('/', messageRoutes(deps));
   v1.route('/', eventRoutes(deps));
+  v1.route('/', modelRoutes(deps));
+  v1.route('/', overviewRoutes());
 }
 
 export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {

@@ -78,7 +78,14 @@ export const SessionCreate = z
   })
   .strict()
   .openapi('SessionCreate');
-export const SessionListQuery = PageQuery.extend({ status: z.enum(SESSION_STATUSES).optional() });
+export const SessionListQuery = PageQuery.extend({
+  status: z.enum(SESSION_STATUSES).optional(),
+  agent_id: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,100}(,[A-Za-z0-9_-]{1,100}){0,19}$/, 'one agent id, or up to 20 separated by commas')
+    .optional()
+    .openapi({ description: "Only these agents' sessions (comma-separated ids)" }),
+});
 export const MessageAccepted = z
   .object({ message_id: z.string(), seq: z.number().int(), turn: z.number().int() })
   .openapi('MessageAccepted');

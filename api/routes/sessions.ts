@@ -79,9 +79,9 @@ export function sessionRoutes({ config, temporal }: ApiDeps) {
   });
 
   app.openapi(list, async (c) => {
-    const { limit, cursor, status } = c.req.valid('query');
+    const { limit, cursor, status, agent_id } = c.req.valid('query');
     const rows = await db().session.findMany({
-      where: { teamId: c.var.teamId, ...(status && { status }), ...newestFirstAfter(cursor) },
+      where: { teamId: c.var.teamId, ...(status && { status }), ...(agent_id && { agentId: { in: agent_id.split(',') } }), ...newestFirstAfter(cursor) },
       orderBy: newestFirst,
       take: limit + 1,
     });
