@@ -17,6 +17,7 @@ import { startWorker, testEnv, TEST_ADMIN_KEY } from '../support/processes.ts';
 
 export interface TestApi {
   url: string;
+  app: ReturnType<typeof createApp>;
   teamId: string;
   /** The Bearer key of this file's team. */
   key: string;
@@ -67,6 +68,7 @@ export async function startApi(name: string, opts: { withWorker?: boolean; env?:
   };
   return {
     url,
+    app,
     teamId,
     key: teamKey,
     api: apiClient(url, teamKey),
