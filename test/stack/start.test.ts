@@ -21,8 +21,10 @@ function markedProcesses(): string[] {
   const found: string[] = [];
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
-      if (fs.readFileSync(`/proc/${pid}/environ`, 'utf8').includes(`BERTH_E2E_MARKER=${marker}`)) {
-        found.push(`${pid} ${fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()}`);
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      // Sandboxes run with a cleared environment, but their command lines name the data dir.
+      if (fs.readFileSync(`/proc/${pid}/environ`, 'utf8').includes(`BERTH_E2E_MARKER=${marker}`) || cmdline.includes(dataDir)) {
+        found.push(`${pid} ${cmdline}`);
       }
     } catch {
       // gone meanwhile, or a kernel thread
@@ -99,8 +101,17 @@ describe('npm start (bin/start.ts)', () => {
     for (const log of ['postgres', 'temporal', 'gateway', 'model-server', 'worker', 'web']) {
       expect(fs.existsSync(path.join(dataDir, 'logs', `${log}.log`))).toBe(true);
     }
-    // The admin key works against the API the stack serves.
-    expect((await fetch(`${web}/v1/agents`, { headers: { authorization: `Bearer ${adminKey}` } })).status).toBe(200);
+    // The admin key works, and the demo model runs a command in a sandbox through the local gateway.
+    const api = async (p: string, body: unknown) => {
+      const res = await fetch(`${web}${p}`, { method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      expect(res.status).toBeLessThan(300);
+      return (await res.json()) as Record<string, unknown>;
+    };
+    const agent = await api('/v1/agents', { name: 'demo', model: 'berth-demo' });
+    const session = await api('/v1/sessions', { agent_id: agent.id });
+    const reply = await api(`/v1/sessions/${session.id}/messages?wait=true`, { content: '$ echo sandbox says hi' });
+    expect(reply.text).toContain('sandbox says hi');
+    expect(markedProcesses().some((p) => p.includes(path.join(dataDir, 'sandboxes')))).toBe(true);
 
     // A crashed worker comes back, and the restart is logged.
     const workerPid = Number(first.output().match(/worker\s+ready\s+pid (\d+)/)![1]);
