@@ -34,7 +34,7 @@ type Activities = ReturnType<typeof createActivities>;
 
 export async function sessionWorkflow(input: SessionInput): Promise<void> {
   const { sessionId, agent, limits } = input;
-  const heartbeatTimeout = `${limits.heartbeatTimeoutS}s`;
+  const heartbeatTimeout = limits.heartbeatTimeoutS * 1000; // durations in ms
   // Model and tool steps are cancelled by abort; WAIT_CANCELLATION_COMPLETED makes the turn end only
   // once the activity has stopped (the process in the sandbox is dead, the stream is closed).
   const { modelStep } = proxyActivities<Activities>({
@@ -44,7 +44,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
     retry: { maximumAttempts: 5, initialInterval: '1s', backoffCoefficient: 2, nonRetryableErrorTypes: ['ModelRequestRejected'] },
   });
   const { runTool } = proxyActivities<Activities>({
-    startToCloseTimeout: `${limits.toolTimeoutS + 60}s`,
+    startToCloseTimeout: (limits.toolTimeoutS + 60) * 1000,
     heartbeatTimeout,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { maximumAttempts: 5, initialInterval: '1s', backoffCoefficient: 2 },
@@ -158,7 +158,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
   while (!closing) {
     const wake = () => state.queue.length > 0 || closing;
     // Only a running sandbox has anything to hibernate; otherwise wait without a timer.
-    const woken = state.sandbox === 'running' ? await condition(wake, `${limits.idleTimeoutS}s`) : (await condition(wake), true);
+    const woken = state.sandbox === 'running' ? await condition(wake, limits.idleTimeoutS * 1000) : (await condition(wake), true);
     if (!woken) {
       await hibernateSandbox({ sessionId });
       state.sandbox = 'hibernated';
