@@ -81,6 +81,43 @@ describe('agents', () => {
     expect(after.keys).toBe(before.keys + 1);
   });
 
+  it('replays every other write with its Idempotency-Key', async () => {
+    const k = (name: string) => ({ 'idempotency-key': `${name}-${Date.now()}` });
+    const agent = (await t.api.post('/v1/agents', { name: 'replays', model: 'm' })).body.id as string;
+
+    const patchKey = k('patch');
+    const patched = await t.raw('PATCH', `/v1/agents/${agent}`, { body: '{"name":"renamed"}', headers: { 'content-type': 'application/json', ...patchKey } });
+    const patchedAgain = await t.raw('PATCH', `/v1/agents/${agent}`, { body: '{"name":"renamed"}', headers: { 'content-type': 'application/json', ...patchKey } });
+    expect(patched.status).toBe(200);
+    expect(patchedAgain).toEqual(patched);
+    const row = await db().agent.findUniqueOrThrow({ where: { id: agent } });
+    expect(row.updatedAt.toISOString()).toBe(patched.body.updated_at); // written once
+
+    const sessions = await db().session.count({ where: { teamId: t.teamId } });
+    const sessionKey = k('session');
+    const created = await t.api.post('/v1/sessions', { agent_id: agent }, sessionKey);
+    expect(created.status).toBe(201);
+    expect(await t.api.post('/v1/sessions', { agent_id: agent }, sessionKey)).toMatchObject({ status: 201, body: created.body });
+    expect(await db().session.count({ where: { teamId: t.teamId } })).toBe(sessions + 1);
+
+    // No worker serves this file: Temporal still accepts the signal, and terminating stands in for an operator.
+    const abortKey = k('abort');
+    const aborted = await t.api.post(`/v1/sessions/${created.body.id}/abort`, { reason: 'r' }, abortKey);
+    expect(aborted.status).toBe(202);
+    expect(await t.api.post(`/v1/sessions/${created.body.id}/abort`, { reason: 'r' }, abortKey)).toMatchObject({ status: 202, body: aborted.body });
+    await t.temporal.workflow.getHandle(created.body.id).terminate('test');
+    const endKey = k('end');
+    const ended = await t.raw('DELETE', `/v1/sessions/${created.body.id}`, { headers: endKey });
+    expect(ended.body.status).toBe('ended');
+    expect(await t.raw('DELETE', `/v1/sessions/${created.body.id}`, { headers: endKey })).toEqual(ended);
+
+    const deleteKey = k('delete');
+    const deleted = await t.raw('DELETE', `/v1/agents/${agent}`, { headers: deleteKey });
+    expect(deleted).toEqual({ status: 200, body: { id: agent, deleted: true } });
+    expect(await t.raw('DELETE', `/v1/agents/${agent}`, { headers: deleteKey })).toEqual(deleted);
+    expect((await t.raw('DELETE', `/v1/agents/${agent}`)).status).toBe(404);
+  });
+
   it('a failed write releases its Idempotency-Key', async () => {
     const key = { 'idempotency-key': `fail-${Date.now()}` };
     const missing = await t.api.post('/v1/sessions', { agent_id: 'agt_missing' }, key);
