@@ -7,6 +7,7 @@ import { adminKeyResolver, requireAuth } from './auth.ts';
 import { createRouter, type ApiDeps, type AppEnv } from './context.ts';
 import { errorBody, errorHandler, payloadTooLarge } from './errors.ts';
 import { agentRoutes } from './routes/agents.ts';
+import { credentialRoutes } from './routes/credentials.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { messageRoutes } from './routes/messages.ts';
@@ -23,6 +24,7 @@ function registerV1Routes(v1: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
   v1.route('/', eventRoutes(deps));
   v1.route('/', modelRoutes(deps));
   v1.route('/', overviewRoutes());
+  v1.route('/', credentialRoutes(deps));
 }
 
 export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {

@@ -2,6 +2,7 @@
 // document. Requests are strict: an unknown field is a 400, never silently dropped.
 import { z } from '@hono/zod-openapi';
 import { TOOL_NAMES } from '../lib/types.ts';
+import { egressPolicySchema } from '../lib/vault.ts';
 
 export const ErrorSchema = z
   .object({
@@ -41,6 +42,13 @@ const agentFields = {
     .record(envName, text().max(65_536))
     .refine((e) => Object.keys(e).length <= 200, 'at most 200 variables')
     .openapi({ description: 'Environment for the sandbox (plus every CONTAINER_ENV_X of the platform)' }),
+  credential_ids: z
+    .array(z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'not a credential id'))
+    .max(100)
+    .refine((ids) => new Set(ids).size === ids.length, 'must not repeat a credential')
+    .openapi({ description: "Credentials (the vault) whose stubs the agent's sandboxes get" }),
+  // {allow, deny}: hosts, *.wildcards, IPs, CIDRs. Empty: the gateway and the credentials' bound hosts only.
+  egress: egressPolicySchema,
 };
 export const AgentCreate = z
   .object({
@@ -49,6 +57,8 @@ export const AgentCreate = z
     system_prompt: agentFields.system_prompt.default(''),
     tools: agentFields.tools.default([...TOOL_NAMES]),
     env: agentFields.env.default({}),
+    credential_ids: agentFields.credential_ids.default([]),
+    egress: agentFields.egress.default({ allow: [], deny: [] }),
   })
   .strict()
   .openapi('AgentCreate');
@@ -61,6 +71,8 @@ export const Agent = z
     system_prompt: z.string(),
     tools: z.array(z.enum(TOOL_NAMES)),
     env: z.record(z.string(), z.string()),
+    credential_ids: z.array(z.string()),
+    egress: z.object({ allow: z.array(z.string()), deny: z.array(z.string()) }),
     created_at: timestamp,
     updated_at: timestamp,
   })

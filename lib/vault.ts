@@ -174,3 +174,8 @@ export const egressPolicySchema = z
   })
   .strict();
 export type EgressPolicy = z.infer<typeof egressPolicySchema>;
+
+/** The credential ids an agent row lists (a JSON array of strings; anything else counts as none). */
+export function agentCredentialIds(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}

@@ -3,7 +3,7 @@
 // credential or changing a policy takes effect within CACHE_MS.
 import { db } from '../lib/db.ts';
 import {
-  DEFAULT_INJECTION, GATEWAY_CREDENTIAL, INJECTION_KINDS, egressPolicySchema, gatewayStub, newStub, open, type InjectionKind, type Keyring,
+  DEFAULT_INJECTION, GATEWAY_CREDENTIAL, agentCredentialIds, INJECTION_KINDS, egressPolicySchema, gatewayStub, newStub, open, type InjectionKind, type Keyring,
 } from '../lib/vault.ts';
 import { SessionUnavailable, type SessionView } from './forward.ts';
 import type { SessionSecret } from './swap.ts';
@@ -13,11 +13,6 @@ const CACHE_MS = 2_000;
 export interface Gateway {
   url?: string;
   apiKey?: string;
-}
-
-/** The credential ids an agent row lists (a JSON array of strings; anything else counts as none). */
-export function agentCredentialIds(value: unknown): string[] {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
 /** Each credential's stub for the session, created on first use and stable afterwards. */

@@ -5,8 +5,9 @@ import { db } from '../../lib/db.ts';
 import { newId } from '../../lib/ids.ts';
 import type { Agent as AgentRow } from '../../lib/generated/prisma/client.ts';
 import type { ToolName } from '../../lib/types.ts';
+import { agentCredentialIds } from '../../lib/vault.ts';
 import { createRouter } from '../context.ts';
-import { notFound } from '../errors.ts';
+import { ApiError, notFound } from '../errors.ts';
 import { idempotent } from '../idempotency.ts';
 import { errors, json, jsonBody } from '../openapi.ts';
 import { newestFirst, newestFirstAfter, pageOf } from '../pagination.ts';
@@ -22,6 +23,8 @@ export function agentJson(a: AgentRow): AgentJson {
     system_prompt: a.systemPrompt,
     tools: a.tools as ToolName[],
     env: a.env as Record<string, string>,
+    credential_ids: agentCredentialIds(a.credentialIds),
+    egress: { allow: [], deny: [], ...(a.egress as Partial<AgentJson['egress']>) },
     created_at: a.createdAt.toISOString(),
     updated_at: a.updatedAt.toISOString(),
   };
@@ -32,6 +35,16 @@ export async function findAgent(teamId: string, id: string): Promise<AgentRow> {
   const agent = await db().agent.findFirst({ where: { id, teamId, deletedAt: null } });
   if (!agent) throw notFound('agent', id);
   return agent;
+}
+
+/** Every attached credential must be the team's own. */
+async function checkCredentials(teamId: string, ids: string[] | undefined): Promise<void> {
+  if (!ids?.length) return;
+  const found = await db().credential.findMany({ where: { id: { in: ids }, teamId }, select: { id: true } });
+  const missing = ids.filter((id) => !found.some((f) => f.id === id));
+  if (missing.length) {
+    throw new ApiError(400, 'invalid_request', 'unknown credential', missing.map((id) => ({ path: `credential_ids.${ids.indexOf(id)}`, message: `no credential ${id}` })));
+  }
 }
 
 const create = createRoute({
@@ -66,9 +79,13 @@ export function agentRoutes() {
   app.openapi(create, async (c) => {
     const body = c.req.valid('json');
     const teamId = c.var.teamId;
+    await checkCredentials(teamId, body.credential_ids);
     const agent = await idempotent(c, body, 201, async () => {
       const row = await db().agent.create({
-        data: { id: newId('agt'), teamId, name: body.name, model: body.model, systemPrompt: body.system_prompt, tools: body.tools, env: body.env },
+        data: {
+          id: newId('agt'), teamId, name: body.name, model: body.model, systemPrompt: body.system_prompt, tools: body.tools, env: body.env,
+          credentialIds: body.credential_ids, egress: body.egress,
+        },
       });
       return agentJson(row);
     });
@@ -91,11 +108,15 @@ export function agentRoutes() {
   app.openapi(patch, async (c) => {
     const { id } = c.req.valid('param');
     const body = c.req.valid('json');
+    await checkCredentials(c.var.teamId, body.credential_ids);
     const agent = await idempotent(c, body, 200, async () => {
       await findAgent(c.var.teamId, id);
       const row = await db().agent.update({
         where: { id },
-        data: { name: body.name, model: body.model, systemPrompt: body.system_prompt, tools: body.tools, env: body.env },
+        data: {
+          name: body.name, model: body.model, systemPrompt: body.system_prompt, tools: body.tools, env: body.env,
+          credentialIds: body.credential_ids, egress: body.egress,
+        },
       });
       return agentJson(row);
     });

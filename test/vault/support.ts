@@ -162,8 +162,9 @@ export async function startProxy(dir: string, view: SessionView, extraCaFile: st
 
 /** A keep-alive HTTPS agent whose sockets are CONNECT tunnels through an HTTP proxy. */
 export class TunnelAgent extends https.Agent {
+  /** `proxy`: the proxy's TCP port on 127.0.0.1, or the path of its unix socket. */
   constructor(
-    private readonly proxyPort: number,
+    private readonly proxy: number | string,
     ca: string,
   ) {
     super({ keepAlive: true, ca, maxSockets: 16 });
@@ -171,7 +172,8 @@ export class TunnelAgent extends https.Agent {
 
   override createConnection(options: https.RequestOptions, cb?: (err: Error | null, s: Duplex) => void): Duplex | undefined {
     const done = cb ?? (() => undefined);
-    const req = http.request({ host: '127.0.0.1', port: this.proxyPort, method: 'CONNECT', path: `${options.host}:${options.port}` });
+    const where = typeof this.proxy === 'number' ? { host: '127.0.0.1', port: this.proxy } : { socketPath: this.proxy };
+    const req = http.request({ ...where, method: 'CONNECT', path: `${options.host}:${options.port}` });
     req.on('connect', (res, socket) => {
       if (res.statusCode !== 200) {
         socket.destroy();
