@@ -33,8 +33,14 @@ func runServe(args []string) error {
 	fsize := fs.Uint64("file-bytes", 0, "RLIMIT_FSIZE for every exec'd process (0: none)")
 	outputLimit := fs.Int("output-limit", 4<<20, "bytes of NDJSON output kept per exec")
 	maxFinished := fs.Int("max-finished", 256, "finished exec records kept for attach")
+	proxyBridge := fs.String("proxy-bridge", "", "host:port=unix:/path: forward loopback TCP to the vault proxy's socket (see bridge.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *proxyBridge != "" {
+		if err := startProxyBridge(*proxyBridge); err != nil {
+			return err
+		}
 	}
 	ln, err := listenOn(*listen)
 	if err != nil {
