@@ -27,6 +27,8 @@ const worker = await Worker.create({
   maxConcurrentWorkflowTaskExecutions: 50,
   // A worker that dies holds its sessions' workflow tasks on its sticky queue; hand them on quickly.
   stickyQueueScheduleToStartTimeout: '3s',
+  // An abort reaches a running activity with its next heartbeat: send them at least every second.
+  maxHeartbeatThrottleInterval: 1000,
   shutdownGraceTime: '10s',
 });
 

@@ -1,7 +1,6 @@
 // PostgreSQL 15 with its own data directory, listening on 127.0.0.1:<port> and on a socket inside
-// that directory. Postgres refuses to run as root, so as root it runs as the unprivileged `postgres`
-// user of the Debian package (or a `berth-pg` system user created on demand) via setpriv.
-import { execFileSync, spawnSync } from 'node:child_process';
+// that directory.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
@@ -24,41 +23,14 @@ export interface PostgresHandle extends ChildHandle {
   url: string;
 }
 
-interface RunAs {
-  uid: number;
-  gid: number;
-  /** Prefix that runs a command as that user (empty when we are not root). */
-  wrap: (cmd: string, args: string[]) => [string, string[]];
-}
-
-function runAs(): RunAs {
-  if (process.getuid?.() !== 0) {
-    return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, wrap: (c, a) => [c, a] };
-  }
-  let user = 'postgres';
-  if (spawnSync('id', ['-u', user]).status !== 0) {
-    user = 'berth-pg';
-    if (spawnSync('id', ['-u', user]).status !== 0) {
-      execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', user]);
-    }
-  }
-  const uid = Number(execFileSync('id', ['-u', user]).toString().trim());
-  const gid = Number(execFileSync('id', ['-g', user]).toString().trim());
-  return {
-    uid,
-    gid,
-    wrap: (c, a) => ['setpriv', ['--reuid', String(uid), '--regid', String(gid), '--clear-groups', '--', c, ...a]],
-  };
-}
-
-function assertReachable(dir: string, as: RunAs): void {
-  const [cmd, args] = as.wrap('/usr/bin/test', ['-x', dir]);
-  if (spawnSync(cmd, args).status !== 0) {
-    throw new Error(
-      `the Postgres user (uid ${as.uid}) cannot reach ${dir}: a parent directory is not traversable; ` +
-        `set BERTH_DATA_DIR to a directory outside it (e.g. under /var/tmp) or make its parents world-executable`,
-    );
-  }
+/**
+ * Postgres refuses to run as root. As root, it runs in a user namespace whose uid 1000 is root
+ * outside: Postgres sees an ordinary user, while its files stay root's and any directory root can
+ * reach (a clone under /root, say) works. Not as root, it runs as the current user.
+ */
+function wrap(cmd: string, args: string[]): [string, string[]] {
+  if (process.getuid?.() !== 0) return [cmd, args];
+  return ['unshare', ['--user', '--map-user=1000', '--map-group=1000', '--', cmd, ...args]];
 }
 
 export async function startPostgres(opts: PostgresOptions): Promise<PostgresHandle> {
@@ -67,16 +39,14 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresHand
   const pgdata = path.join(root, 'data');
   const sockets = path.join(root, 'run');
   const logPath = opts.logPath ?? path.join(opts.dataDir, 'logs', 'postgres.log');
-  const as = runAs();
   fs.mkdirSync(sockets, { recursive: true });
-  fs.chownSync(root, as.uid, as.gid);
-  fs.chownSync(sockets, as.uid, as.gid);
+  // A data dir from before Berth ran Postgres in a user namespace belongs to the postgres user.
+  if (process.getuid?.() === 0 && fs.statSync(root).uid !== 0) execFileSync('chown', ['-R', '0:0', root]);
   fs.chmodSync(root, 0o700);
-  assertReachable(sockets, as);
   await assertPortFree(opts.port, 'PostgreSQL');
 
   if (!fs.existsSync(path.join(pgdata, 'PG_VERSION'))) {
-    const [cmd, args] = as.wrap(`${PG_BIN}/initdb`, [
+    const [cmd, args] = wrap(`${PG_BIN}/initdb`, [
       '-D', pgdata, '-U', PG_USER, '--auth=trust', '--encoding=UTF8', '--locale=C.UTF-8',
       // An empty cluster needs no fsync of its template files: Postgres syncs at its first checkpoint.
       '--no-sync',
@@ -87,7 +57,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresHand
     if (code !== 0) throw new Error(`initdb failed (exit code ${code}):\n${tailLog(logPath)}`);
   }
 
-  const [cmd, args] = as.wrap(`${PG_BIN}/postgres`, [
+  const [cmd, args] = wrap(`${PG_BIN}/postgres`, [
     '-D', pgdata,
     '-p', String(opts.port),
     '-c', 'listen_addresses=127.0.0.1',

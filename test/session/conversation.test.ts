@@ -17,7 +17,7 @@ describe('a conversation with tool calls', () => {
   it('runs bash and write_file in the sandbox, records the transcript and streams every event once, in order', async () => {
     const model = berth.model('conv');
     await berth.script(model, [
-      { tool_calls: [{ id: 'call_1', name: 'bash', arguments: { command: 'echo "hello from $(hostname)"; echo oops >&2; exit 3' } }] },
+      { tool_calls: [{ id: 'call_1', name: 'bash', arguments: { command: 'echo "hello from $(hostname)"; sleep 0.2; echo oops >&2; exit 3' } }] },
       { tool_calls: [{ id: 'call_2', name: 'write_file', arguments: { path: 'notes/today.txt', content: 'remember the milk\n' } }] },
       { text: 'All done: I wrote notes/today.txt.', chunks: ['All ', 'done: ', 'I wrote ', 'notes/today.txt.'], chunk_delay_ms: 20 },
     ]);

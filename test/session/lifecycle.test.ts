@@ -33,8 +33,7 @@ describe('session lifecycle', () => {
     const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
     await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'do the long thing' });
     await started;
-    await new Promise((r) => setTimeout(r, 300));
-    expect(hostProcesses('sleep 987').length).toBeGreaterThan(0);
+    await expect.poll(() => hostProcesses('sleep 987').length, { timeout: 10_000 }).toBeGreaterThan(0);
 
     const aborted = await berth.api.post(`/v1/sessions/${sid}/abort`, {});
     expect(aborted.status).toBe(202);
@@ -50,6 +49,24 @@ describe('session lifecycle', () => {
     // The model was told the interrupted call has no result, so the conversation stays well-formed.
     const last = (await berth.requests(model)).at(-1);
     expect(last.messages.find((m: any) => m.role === 'tool')?.content).toMatch(/interrupted/);
+  });
+
+  it('abort during a streaming model step closes the stream and keeps the text already shown', async () => {
+    const model = berth.model('abort-stream');
+    const chunks = Array.from({ length: 20 }, (_, i) => `word${i} `);
+    await berth.script(model, [{ text: chunks.join(''), chunks, chunk_delay_ms: 400 }]);
+    const agent = await berth.createAgent({ model });
+    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const streaming = berth.api.events(sid, { until: (_e, all) => all.filter((e) => e.type === 'message.delta').length >= 2 });
+    await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'talk for a while' });
+    await streaming;
+    await berth.api.post(`/v1/sessions/${sid}/abort`, {});
+    const events = await berth.api.events(sid, { until: (e) => e.type.startsWith('turn.'), timeoutMs: 20_000 });
+    expect(events.at(-1)).toMatchObject({ type: 'turn.aborted', data: { turn: 1 } });
+    const t = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[];
+    expect(t.map((m) => m.role)).toEqual(['user', 'assistant']);
+    expect(chunks.join('').startsWith(t[1].content)).toBe(true);
+    expect(t[1].content.length).toBeLessThan(chunks.join('').length);
   });
 
   it('hibernates an idle sandbox and wakes it with the next message', async () => {
