@@ -1,6 +1,6 @@
 // `npm start`: the embedded stack. Postgres → migrations → Temporal → model server + LiteLLM gateway
 // (unless LITELLM_GATEWAY_URL names one) → worker + web, supervised; Ctrl-C or SIGTERM stops it all
-// in reverse order. Each process logs to <dataDir>/logs/<name>.log; docs/processes.md lists them.
+// in reverse order. Each process logs to <dataDir>/logs/<name>.log; the README lists them.
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../lib/config.ts';
