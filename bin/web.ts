@@ -1,8 +1,9 @@
-// The web process: the HTTP API under /v1 (and, later, the dashboard). `npm run web` runs it alone.
+// The web process: the HTTP API under /v1 and the dashboard beside it. `npm run web` runs it alone.
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import { createApp } from '../api/app.ts';
+import { mountDashboard } from '../dashboard/mount.ts';
 import { loadConfig } from '../lib/config.ts';
 import { closeDb } from '../lib/db.ts';
 import { EventBus } from '../lib/events.ts';
@@ -24,6 +25,7 @@ const eventBus = new EventBus();
 await eventBus.start();
 
 const app = createApp({ config, temporal, eventBus, log });
+await mountDashboard(app, log);
 const server = serve({ fetch: app.fetch, hostname: config.BERTH_HOST, port: config.PORT }, (info) => {
   log.info('web ready', { url: `http://${config.BERTH_HOST}:${info.port}`, temporal: config.TEMPORAL_ADDRESS });
 }) as Server;
