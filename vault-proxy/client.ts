@@ -1,12 +1,15 @@
 // What a sandbox provider needs from the vault proxy: open the session's listener (over the proxy's
 // control socket, which no sandbox can reach), and the environment and bind that lead a sandbox to it.
 // The sandbox sees stubs, the proxy variables and a CA bundle; never a value, never the CA key.
+import { rmSync } from 'node:fs';
 import http from 'node:http';
 import { GATEWAY_CREDENTIAL, gatewayStub } from '../lib/vault.ts';
 import { CA_BUNDLE_NAME, PROXY_SOCKET_NAME, SANDBOX_PROXY_ADDR, SANDBOX_VAULT_DIR, controlSocket, sessionSocketDir } from './paths.ts';
 import { sessionCredentials, sessionStubs } from './sessions.ts';
 
 export { SANDBOX_PROXY_ADDR, SANDBOX_VAULT_DIR, vaultRunDir } from './paths.ts';
+
+class ProxyUnreachable extends Error {}
 
 function control(runDir: string, method: 'PUT' | 'DELETE', sessionId: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -19,7 +22,7 @@ function control(runDir: string, method: 'PUT' | 'DELETE', sessionId: string): P
           : reject(new Error(`vault proxy: ${method} session ${sessionId}: ${res.statusCode} ${Buffer.concat(parts).toString()}`)),
       );
     });
-    req.on('error', (err) => reject(new Error(`the vault proxy is not reachable at ${controlSocket(runDir)} (is it running?): ${err.message}`)));
+    req.on('error', (err) => reject(new ProxyUnreachable(`the vault proxy is not reachable at ${controlSocket(runDir)} (is it running?): ${err.message}`)));
     req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
     req.end();
   });
@@ -58,7 +61,26 @@ export async function prepareSandboxVault(opts: { runDir: string; sessionId: str
   };
 }
 
+/**
+ * prepareSandboxVault, or undefined when no vault proxy runs for this data dir: the sandbox then starts
+ * with no way out at all (and without stubs), which fails closed.
+ */
+export async function openSandboxDoor(opts: { runDir: string; sessionId: string; gatewayApiKey?: string }): Promise<SandboxVault | undefined> {
+  try {
+    return await prepareSandboxVault(opts);
+  } catch (err) {
+    if (err instanceof ProxyUnreachable) return undefined;
+    throw err;
+  }
+}
+
 /** Closes the session's listener and removes its directory (when the session's sandbox is destroyed). */
-export function closeSandboxVault(runDir: string, sessionId: string): Promise<void> {
-  return control(runDir, 'DELETE', sessionId);
+export async function closeSandboxVault(runDir: string, sessionId: string): Promise<void> {
+  try {
+    await control(runDir, 'DELETE', sessionId);
+  } catch (err) {
+    if (!(err instanceof ProxyUnreachable)) throw err;
+    // No proxy runs: remove the directory, so the next proxy start does not reopen the listener.
+    rmSync(sessionSocketDir(runDir, sessionId), { recursive: true, force: true });
+  }
 }

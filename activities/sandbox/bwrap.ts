@@ -38,11 +38,19 @@ const rootDirs = ['/bin', '/sbin', '/lib', '/lib64', '/lib32', '/libx32'].flatMa
   return ['--ro-bind-try', dir, dir];
 });
 
+/** The vault proxy's door (vault-proxy/client.ts): a host dir bound read-only, and sandboxd's --proxy-bridge. */
+export interface SandboxDoor {
+  hostDir: string;
+  sandboxDir: string;
+  bridge: string;
+}
+
 export function bwrapArgs(
   env: Record<string, string>,
   paths: { workspace: string; etcDir: string },
   sandboxdBin: string,
   limits: SandboxLimits,
+  door?: SandboxDoor,
 ): string[] {
   const setenv = Object.entries({ ...baseEnv, ...env }).flatMap(([name, value]) => {
     if (!ENV_NAME.test(name)) throw new Error(`invalid sandbox environment variable name: ${JSON.stringify(name)}`);
@@ -57,11 +65,13 @@ export function bwrapArgs(
     ...['passwd', 'group', 'hosts'].flatMap((f) => ['--ro-bind', path.join(paths.etcDir, f), `/etc/${f}`]),
     '--bind', paths.workspace, '/workspace',
     '--ro-bind', sandboxdBin, SANDBOXD_IN_SANDBOX,
+    ...(door ? ['--ro-bind', door.hostDir, door.sandboxDir] : []),
     '--chdir', '/workspace',
     SANDBOXD_IN_SANDBOX,
     '--listen', 'fd:{listen-fd}', // the socket `sandboxd launch` bound on the host, passed as an open fd
     '--workspace', '/workspace',
     '--cpu-seconds', String(limits.cpuSeconds),
     '--file-bytes', String(limits.fileBytes),
+    ...(door ? ['--proxy-bridge', door.bridge] : []),
   ];
 }

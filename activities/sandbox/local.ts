@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../../lib/config.ts';
+import { closeSandboxVault, openSandboxDoor, SANDBOX_VAULT_DIR, vaultRunDir } from '../../vault-proxy/client.ts';
 import { bwrapArgs, type SandboxLimits } from './bwrap.ts';
 import { EXIT_ALREADY_RUNNING, Launcher } from './launcher.ts';
 import type { SandboxProvider, SandboxRuntimeState, SandboxSpec } from './provider.ts';
@@ -28,6 +29,9 @@ export interface LocalSandboxOptions {
   cgroupRoot?: string;
   /** How long a start may take before ensure() gives up. */
   startTimeoutMs?: number;
+  /** The vault proxy (vault-proxy/): sandboxes get stubs and their one way out through it. Unset, or no
+   * proxy running: a sandbox has no network at all. */
+  vault?: { runDir: string; gatewayApiKey?: string };
 }
 
 export const defaultSandboxdBin = fileURLToPath(new URL('../../.tools/bin/sandboxd', import.meta.url));
@@ -44,6 +48,7 @@ export function localOptionsFromConfig(config: Config): LocalSandboxOptions {
       pids: config.BERTH_SANDBOX_PIDS,
       fileBytes: config.BERTH_SANDBOX_FILE_MB * 2 ** 20,
     },
+    vault: { runDir: vaultRunDir(config.dataDir, config.BERTH_VAULT_RUN_DIR), gatewayApiKey: config.LITELLM_API_KEY },
   };
 }
 
@@ -103,6 +108,7 @@ export class LocalSandboxProvider implements SandboxProvider {
     const paths = sandboxPaths(this.options.dataDir, sessionId);
     return this.locked(sessionId, async () => {
       await stopSandbox(this.sandboxdBin, paths.runDir);
+      if (this.options.vault) await closeSandboxVault(this.options.vault.runDir, sessionId);
       this.clients.get(sessionId)?.close();
       this.clients.delete(sessionId);
       await fs.rm(paths.sessionDir, { recursive: true, force: true });
@@ -131,6 +137,7 @@ export class LocalSandboxProvider implements SandboxProvider {
     const timeoutMs = this.options.startTimeoutMs ?? 10_000;
     const deadline = Date.now() + timeoutMs;
     const { limits } = this.options;
+    const door = this.options.vault && (await openSandboxDoor({ ...this.options.vault, sessionId: spec.sessionId }));
     const launcher = this.spare?.usable ? this.spare : Launcher.spawn(this.sandboxdBin, this.options.cgroupRoot);
     this.spare = undefined;
     launcher.start({
@@ -138,7 +145,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       cgroupName: paths.cgroupName,
       memoryBytes: limits.memoryBytes,
       pids: limits.pids,
-      argv: [this.options.bwrapBin ?? 'bwrap', ...bwrapArgs(spec.env, paths, this.sandboxdBin, limits)],
+      argv: [this.options.bwrapBin ?? 'bwrap', ...bwrapArgs({ ...spec.env, ...door?.env }, paths, this.sandboxdBin, limits, door && { ...door, sandboxDir: SANDBOX_VAULT_DIR })],
     });
     try {
       // Once launch has bound the socket, a health request waits in its backlog until sandboxd is up.

@@ -35,9 +35,11 @@ export interface Upstream {
 
 /**
  * `/echo` answers with what it received; `/reflect` sends the request's Authorization back in a header
- * and the body; `/download?mb=N` streams N MiB; `/upload` counts and hashes the body. Upgrades echo bytes.
+ * and the body; `/download?mb=N` streams N MiB; `/upload` counts and hashes the body; `/git/…` asks for
+ * basic auth (401) first, as a git server does. Upgrades echo bytes.
  */
-export async function startUpstream(dir: string): Promise<Upstream> {
+/** `address`: where it listens; 127.0.0.2 keeps it apart from a sandbox's NO_PROXY (localhost, 127.0.0.1). */
+export async function startUpstream(dir: string, address = '127.0.0.1'): Promise<Upstream> {
   const ca = await CertificateAuthority.loadOrCreate(path.join(dir, 'upstream-ca'));
   const caFile = path.join(dir, 'upstream-ca.pem');
   writeFileSync(caFile, ca.certPem);
@@ -70,7 +72,9 @@ export async function startUpstream(dir: string): Promise<Upstream> {
     req.on('end', () => {
       const body = Buffer.concat(parts).toString();
       seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
-      if (url.pathname === '/reflect') {
+      if (url.pathname.startsWith('/git/') && !req.headers.authorization) {
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="git"' }).end('auth required');
+      } else if (url.pathname === '/reflect') {
         const auth = req.headers.authorization ?? '';
         res.writeHead(200, { 'x-echo-auth': auth, 'content-type': 'text/plain' }).end(`you sent: ${auth} and ${body}`);
       } else {
@@ -78,7 +82,7 @@ export async function startUpstream(dir: string): Promise<Upstream> {
       }
     });
   };
-  const { key, cert } = await ca.issuePem(['localhost', '127.0.0.1']);
+  const { key, cert } = await ca.issuePem(['localhost', '127.0.0.1', '127.0.0.2']);
   const httpsServer = https.createServer({ key, cert, keepAliveTimeout: 30_000 }, handler);
   const httpServer = http.createServer({ keepAliveTimeout: 30_000 }, handler);
   for (const server of [httpsServer, httpServer]) {
@@ -88,7 +92,7 @@ export async function startUpstream(dir: string): Promise<Upstream> {
       socket.pipe(socket);
     });
   }
-  const listen = (s: net.Server) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as net.AddressInfo).port)));
+  const listen = (s: net.Server) => new Promise<number>((r) => s.listen(0, address, () => r((s.address() as net.AddressInfo).port)));
   const [httpsPort, httpPort] = await Promise.all([listen(httpsServer), listen(httpServer)]);
   return {
     httpsPort,
