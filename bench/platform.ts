@@ -12,6 +12,7 @@ import { freePort } from '../bin/stack/ports.ts';
 import { startScriptedStack } from '../bin/stack/scripted-stack.ts';
 import { apiClient, readEvents } from '../test/support/api-client.ts';
 import { round, summary } from './stats.ts';
+import { ensureDevVaultKey } from '../lib/vault.ts';
 
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const now = () => performance.timeOrigin + performance.now();
@@ -37,6 +38,7 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     LITELLM_GATEWAY_URL: stack.gateway.url,
     LITELLM_API_KEY: stack.gateway.apiKey,
     BERTH_ADMIN_API_KEY: ADMIN_KEY,
+    BERTH_VAULT_KEY: ensureDevVaultKey(path.join(dir, 'berth')),
     LOG_LEVEL: 'info',
   };
   const port = await freePort();

@@ -13,6 +13,8 @@ import { migrate } from './stack/migrations.ts';
 import { startModelServer } from './stack/model-server.ts';
 import { startPostgres } from './stack/postgres.ts';
 import { storedSecret } from './stack/secrets.ts';
+import { startVaultProxy } from './stack/vault-proxy.ts';
+import { ensureDevVaultKey } from '../lib/vault.ts';
 import { Supervisor } from './stack/supervisor.ts';
 import { startTemporal } from './stack/temporal.ts';
 
@@ -70,7 +72,13 @@ try {
     LITELLM_API_KEY: gateway.apiKey,
     BERTH_ADMIN_API_KEY: admin.value,
     PORT: String(config.PORT),
+    // The embedded install's vault key (generated once under the data dir) unless one is configured.
+    ...(config.BERTH_VAULT_KEY || config.BERTH_VAULT_KEYS ? {} : { BERTH_VAULT_KEY: ensureDevVaultKey(dataDir) }),
   };
+  // Before the worker: a sandbox started without the proxy would have no way out.
+  await step('vault-proxy', (h) => `pid ${h.pid}, session sockets in ${h.runDir}`, () =>
+    supervisor.add('vault-proxy', () => startVaultProxy({ env, logPath: logFile('vault-proxy') })),
+  );
   await Promise.all([
     step('worker', (h) => `pid ${h.pid}, task queue ${config.BERTH_TASK_QUEUE}`, () =>
       supervisor.add('worker', () => startWorker({ env, logPath: logFile('worker') })),

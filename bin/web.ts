@@ -8,6 +8,7 @@ import { loadConfig } from '../lib/config.ts';
 import { closeDb } from '../lib/db.ts';
 import { EventBus } from '../lib/events.ts';
 import { createLogger } from '../lib/log.ts';
+import { VaultKeyError, keyringFromEnv } from '../lib/vault.ts';
 
 /** After SIGTERM, open requests (SSE streams, ?wait=true) get this long before their connections are cut. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -15,6 +16,13 @@ const SHUTDOWN_GRACE_MS = 5_000;
 const config = loadConfig();
 const log = createLogger('web');
 if (!config.BERTH_ADMIN_API_KEY) log.warn('BERTH_ADMIN_API_KEY is not set: every /v1 request will be answered 401');
+try {
+  keyringFromEnv(process.env); // the credentials API seals values with it: no key, no start
+} catch (err) {
+  if (!(err instanceof VaultKeyError)) throw err;
+  log.error(err.message);
+  process.exit(78);
+}
 
 const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS }).catch((err: unknown) => {
   log.error('cannot reach Temporal', { address: config.TEMPORAL_ADDRESS, err });

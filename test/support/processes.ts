@@ -13,6 +13,8 @@ import type { Script } from '../../bin/stack/scripted-model.ts';
 
 export const ARTIFACTS = path.join(ROOT, 'test/.artifacts');
 export const TEST_ADMIN_KEY = 'test-admin-key-0123456789abcdef';
+/** The vault key (lib/vault.ts) of every test process: 32 fixed bytes, base64. */
+export const TEST_VAULT_KEY = `test:${Buffer.alloc(32, 7).toString('base64')}`;
 
 export interface TestEnv {
   env: NodeJS.ProcessEnv;
@@ -41,6 +43,7 @@ export function testEnv(name: string, extra: NodeJS.ProcessEnv = {}): TestEnv {
     LITELLM_GATEWAY_URL: inject('gatewayUrl'),
     LITELLM_API_KEY: inject('gatewayApiKey'),
     BERTH_ADMIN_API_KEY: TEST_ADMIN_KEY,
+    BERTH_VAULT_KEY: TEST_VAULT_KEY,
     LOG_LEVEL: 'debug',
     ...extra,
   };

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ROOT } from '../../bin/stack/berth.ts';
 import { startVaultProxy } from '../../bin/stack/vault-proxy.ts';
 import { ARTIFACTS } from '../support/processes.ts';
 import { TunnelAgent, bridge, download, request, startUpstream, tempDir, upload, type Upstream } from './support.ts';
@@ -159,10 +160,12 @@ describe('streaming through the proxy process', () => {
 });
 
 describe('without a vault key', () => {
-  it('the proxy stops at start with a message naming BERTH_VAULT_KEY', async () => {
+  it('the proxy and the web process stop at start with a message naming BERTH_VAULT_KEY', async () => {
     const { BERTH_VAULT_KEY: _none, ...env } = proxyEnv;
-    const res = await run(process.execPath, ['--import', 'tsx', 'vault-proxy/main.ts'], { env, cwd: path.resolve(import.meta.dirname, '../..') }).catch((e) => e);
-    expect(res.code).toBe(78);
-    expect(res.stderr).toContain('BERTH_VAULT_KEY');
+    for (const entry of ['vault-proxy/main.ts', 'bin/web.ts']) {
+      const res = await run(process.execPath, ['--import', 'tsx', entry], { env, cwd: ROOT }).catch((e) => e);
+      expect({ entry, code: res.code }).toEqual({ entry, code: 78 });
+      expect(res.stderr).toContain('BERTH_VAULT_KEY');
+    }
   });
 });
