@@ -7,7 +7,8 @@ import { RichText } from './rich-text.tsx';
 
 function ToolBlock({ block }: { block: Extract<Block, { kind: 'tool' }> }) {
   const [open, setOpen] = useState(block.state === 'running');
-  const label = block.state === 'running' ? 'running' : block.state === 'error' ? (block.exitCode !== null ? `exit ${block.exitCode}` : 'error') : 'done';
+  const label =
+    block.state === 'error' ? (block.exitCode !== null ? `exit ${block.exitCode}` : 'error') : block.state === 'stopped' ? 'stopped' : block.state;
   return (
     <details className={`tool tool-${block.state}`} open={open} onToggle={(e) => setOpen(e.currentTarget.open)} data-call-id={block.callId}>
       <summary>

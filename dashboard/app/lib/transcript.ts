@@ -110,7 +110,7 @@ export function applyEvent(s: LiveState, e: SseEvent): boolean {
 export type Block =
   | { kind: 'user'; key: string; message: Message }
   | { kind: 'assistant'; key: string; text: string; streaming: boolean }
-  | { kind: 'tool'; key: string; callId: string; name: string; arguments: string; output: string; state: 'running' | 'done' | 'error'; exitCode: number | null }
+  | { kind: 'tool'; key: string; callId: string; name: string; arguments: string; output: string; state: 'running' | 'done' | 'error' | 'stopped'; exitCode: number | null }
   | { kind: 'turn-end'; key: string; turn: number; end: TurnEnd };
 
 /** The transcript to render: stored messages, then what is still streaming, turn by turn. */
@@ -135,11 +135,11 @@ export function buildTimeline(stored: Message[], live: LiveState): Block[] {
         for (const call of m.tool_calls ?? []) {
           const result = toolResults.get(call.id);
           if (result) consumed.add(call.id);
-          blocks.push(toolBlock(call.id, call.name, call.arguments, result, live.tools.get(call.id)));
+          blocks.push(toolBlock(call.id, call.name, call.arguments, result, live.tools.get(call.id), live.turnEnds.has(turn)));
         }
       }
       if (m.role === 'tool' && m.tool_call_id && !consumed.has(m.tool_call_id)) {
-        blocks.push(toolBlock(m.tool_call_id, m.tool_name ?? 'tool', '', m, undefined));
+        blocks.push(toolBlock(m.tool_call_id, m.tool_name ?? 'tool', '', m, undefined, true));
       }
     }
     const streaming = [...live.streams.values()].filter((p) => p.turn === turn && p.step > assistantSteps && p.text).sort((a, b) => a.step - b.step);
@@ -150,10 +150,12 @@ export function buildTimeline(stored: Message[], live: LiveState): Block[] {
   return blocks;
 }
 
-function toolBlock(callId: string, name: string, args: string, result: Message | undefined, live: LiveTool | undefined): Block {
-  const base = { kind: 'tool' as const, key: `t${callId}`, callId, name, arguments: args || live?.arguments || '' };
-  if (result) return { ...base, output: result.content, state: live?.isError ? 'error' : 'done', exitCode: live?.exitCode ?? null };
-  return { ...base, output: live?.output ?? '', state: live?.finished ? (live.isError ? 'error' : 'done') : 'running', exitCode: live?.exitCode ?? null };
+/** A call's block: its recorded result, else its live output; a call without a result in a turn that ended was stopped (aborted). */
+function toolBlock(callId: string, name: string, args: string, result: Message | undefined, live: LiveTool | undefined, turnEnded: boolean): Block {
+  const base = { kind: 'tool' as const, key: `t${callId}`, callId, name, arguments: args || live?.arguments || '', exitCode: live?.exitCode ?? null };
+  if (result) return { ...base, output: result.content, state: live?.isError ? 'error' : 'done' };
+  const state = live?.finished ? (live.isError ? 'error' : 'done') : turnEnded ? 'stopped' : 'running';
+  return { ...base, output: live?.output ?? '', state };
 }
 
 /**
