@@ -159,6 +159,26 @@ describe('streaming through the proxy process', () => {
   });
 });
 
+describe('key rotation', () => {
+  it('re-seals rows under the new key, after which the old key can go', async () => {
+    const { seal: sealWith, open } = await import('../../lib/vault.ts');
+    const oldKey = randomBytes(32).toString('base64');
+    const newKey = randomBytes(32).toString('base64');
+    const id = newId('cred');
+    const sealed = sealWith(keyringFromEnv({ BERTH_VAULT_KEY: `rot-old:${oldKey}` }), 'value-to-rotate', id);
+    await db().credential.create({
+      data: { id, teamId: 'team_default', name: `ROT_${randomBytes(3).toString('hex').toUpperCase()}`, ciphertext: new Uint8Array(sealed.ciphertext), keyId: 'rot-old', hosts: ['a.com'], inject: ['header'] },
+    });
+    const env = { PATH: process.env.PATH, DATABASE_URL: inject('databaseUrl'), BERTH_VAULT_KEYS: `rot-old:${oldKey},rot-new:${newKey}`, BERTH_VAULT_KEY_ID: 'rot-new' };
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'vault-proxy/rotate.ts'], { env, cwd: ROOT });
+    expect(JSON.parse(stdout)).toMatchObject({ currentKey: 'rot-new', failed: 0 });
+    expect(stdout).not.toContain('value-to-rotate');
+    const row = await db().credential.findUniqueOrThrow({ where: { id } });
+    expect(row.keyId).toBe('rot-new');
+    expect(open(keyringFromEnv({ BERTH_VAULT_KEY: `rot-new:${newKey}` }), { keyId: row.keyId, ciphertext: Buffer.from(row.ciphertext) }, id)).toBe('value-to-rotate');
+  });
+});
+
 describe('without a vault key', () => {
   it('the proxy and the web process stop at start with a message naming BERTH_VAULT_KEY', async () => {
     const { BERTH_VAULT_KEY: _none, ...env } = proxyEnv;
