@@ -25,10 +25,8 @@ import {
 } from '../workflows/messages.ts';
 import { ApiError, sessionEnded } from './errors.ts';
 
-/** How long a message or end request waits for the workflow to accept it before answering 503. */
-const UPDATE_DEADLINE_MS = 30_000;
-/** Bounds a start (and the client's retries of it) when Temporal is unreachable. */
-export const START_DEADLINE_MS = 5_000;
+/** The deadline of a Temporal call (and the client's retries of it) made now: after it, the API answers 503. */
+export const deadline = (config: Config) => Date.now() + config.BERTH_TEMPORAL_DEADLINE_S * 1000;
 
 export function workflowUrl(config: Config, sessionId: string): string {
   return `${config.TEMPORAL_UI_URL.replace(/\/$/, '')}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(sessionId)}`;
@@ -74,7 +72,7 @@ export async function startSession(
 ): Promise<SendMessageResult | null> {
   const options = startOptions(config, input);
   if (!first) {
-    await temporal.withDeadline(Date.now() + START_DEADLINE_MS, () => temporal.workflow.start(SESSION_WORKFLOW_TYPE, options));
+    await temporal.withDeadline(deadline(config), () => temporal.workflow.start(SESSION_WORKFLOW_TYPE, options));
     return null;
   }
   const startWorkflowOperation = new WithStartWorkflowOperation(SESSION_WORKFLOW_TYPE, {
@@ -82,7 +80,7 @@ export async function startSession(
     workflowIdConflictPolicy: 'USE_EXISTING',
   });
   return withUpdateErrors(input.sessionId, () =>
-    temporal.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () =>
+    temporal.withDeadline(deadline(config), () =>
       temporal.workflow.executeUpdateWithStart(sendMessageUpdate, {
         args: [{ content: first.content }],
         updateId: first.updateId ?? randomUUID(),
@@ -92,21 +90,21 @@ export async function startSession(
   );
 }
 
-export function sendMessage(temporal: Client, sessionId: string, content: string, updateId: string | undefined) {
+export function sendMessage(temporal: Client, config: Config, sessionId: string, content: string, updateId: string | undefined) {
   const handle = temporal.workflow.getHandle(sessionId);
   return withUpdateErrors(sessionId, () =>
-    temporal.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () =>
+    temporal.withDeadline(deadline(config), () =>
       handle.executeUpdate(sendMessageUpdate, { args: [{ content }], updateId: updateId ?? randomUUID() }),
     ),
   );
 }
 
 /** Ends the session; false when its workflow was no longer running. */
-export async function endSession(temporal: Client, sessionId: string): Promise<boolean> {
+export async function endSession(temporal: Client, config: Config, sessionId: string): Promise<boolean> {
   const handle = temporal.workflow.getHandle(sessionId);
   try {
     await withUpdateErrors(sessionId, () =>
-      temporal.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () => handle.executeUpdate(endSessionUpdate, { args: [] })),
+      temporal.withDeadline(deadline(config), () => handle.executeUpdate(endSessionUpdate, { args: [] })),
     );
     return true;
   } catch (err) {

@@ -16,6 +16,8 @@ export const configSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_UI_URL: z.url().default('http://127.0.0.1:8233'),
   BERTH_TASK_QUEUE: z.string().min(1).default('berth-sessions'),
+  // How long the API waits for Temporal to start a session or accept a message before answering 503.
+  BERTH_TEMPORAL_DEADLINE_S: seconds(30),
   LITELLM_GATEWAY_URL: z.url().optional(),
   LITELLM_API_KEY: z.string().min(1).optional(),
   BERTH_ADMIN_API_KEY: z.string().min(16, 'use at least 16 characters').optional(),

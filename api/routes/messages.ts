@@ -55,7 +55,7 @@ function messageJson(m: MessageRow): MessageJson {
   };
 }
 
-export function messageRoutes({ temporal, eventBus }: ApiDeps) {
+export function messageRoutes({ config, temporal, eventBus }: ApiDeps) {
   const app = createRouter();
 
   app.openapi(post, async (c) => {
@@ -64,7 +64,7 @@ export function messageRoutes({ temporal, eventBus }: ApiDeps) {
     const row = await findSession(c.var.teamId, id);
     assertOpen(row);
     const key = c.req.valid('header')['idempotency-key'];
-    const sent = await sendMessage(temporal, id, c.req.valid('json').content, key).catch(
+    const sent = await sendMessage(temporal, config, id, c.req.valid('json').content, key).catch(
       async (err: unknown) => {
         // The workflow is gone (ended, failed or terminated): say so rather than 500.
         if (!(err instanceof WorkflowNotFoundError)) throw err;

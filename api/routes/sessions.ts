@@ -12,7 +12,7 @@ import { errors, json, jsonBody } from '../openapi.ts';
 import { newestFirst, newestFirstAfter, pageOf } from '../pagination.ts';
 import { AbortAccepted, AbortBody, IdParam, IdempotencyHeaders, Session, SessionCreate, SessionCreated, SessionListQuery, SessionPage } from '../schemas.ts';
 import { findSession, isClosed, sessionJson, usageOf } from '../sessions-data.ts';
-import { abortSession, endSession, sessionInput, START_DEADLINE_MS, startSession } from '../temporal.ts';
+import { abortSession, deadline, endSession, sessionInput, startSession } from '../temporal.ts';
 
 const tags = ['sessions'];
 
@@ -48,7 +48,7 @@ export function sessionRoutes({ config, temporal }: ApiDeps) {
   /** After a failed start: no row for a workflow that never started; a failed one when we cannot tell. */
   async function settleFailedStart(id: string): Promise<void> {
     const describe = () => temporal.workflow.getHandle(id).describe();
-    const state = await temporal.withDeadline(Date.now() + START_DEADLINE_MS, describe).then(
+    const state = await temporal.withDeadline(deadline(config), describe).then(
       () => 'started' as const,
       (e: unknown) => (e instanceof WorkflowNotFoundError ? ('absent' as const) : ('unknown' as const)),
     );
@@ -101,7 +101,7 @@ export function sessionRoutes({ config, temporal }: ApiDeps) {
     const ended = await idempotent(c, null, 200, async () => {
       const row = await findSession(c.var.teamId, id);
       // The workflow marks its row ended before the update returns; a workflow that is gone cannot, so we do.
-      if (row.status !== 'ended' && !(await endSession(temporal, id))) {
+      if (row.status !== 'ended' && !(await endSession(temporal, config, id))) {
         await db().session.updateMany({ where: { id, status: { not: 'ended' } }, data: { status: 'ended', endedAt: new Date() } });
       }
       const [after, usage] = await Promise.all([findSession(c.var.teamId, id), usageOf([id])]);

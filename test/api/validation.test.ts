@@ -230,7 +230,7 @@ describe('failures', () => {
   it('answers 503 when Temporal is unreachable, and leaves no active session behind', async () => {
     const dead = await Connection.lazy({ address: `127.0.0.1:${await freePort()}` });
     const app = createApp({
-      config: t.config,
+      config: { ...t.config, BERTH_TEMPORAL_DEADLINE_S: 3 },
       temporal: new Client({ connection: dead, namespace: t.config.TEMPORAL_NAMESPACE }),
       eventBus: new EventBus(),
       log: createLogger('api-test'),
