@@ -123,7 +123,18 @@ export class StreamReplacer extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     try {
-      for (const part of this.replaceIn(this.tail.length ? Buffer.concat([this.tail, chunk]) : chunk, false)) this.push(part);
+      let rest = chunk;
+      if (this.tail.length && chunk.length >= this.keep) {
+        // Only a match starting in the held-back tail can straddle the boundary, and it reaches at most
+        // `keep` bytes into the chunk: settle it on a small buffer rather than copying the whole chunk.
+        const joined = Buffer.concat([this.tail, chunk.subarray(0, this.keep)]);
+        const { parts, pos } = this.scan(joined, this.tail.length);
+        for (const part of parts) this.push(part);
+        if (pos < this.tail.length) this.push(joined.subarray(pos, this.tail.length));
+        rest = chunk.subarray(Math.max(0, pos - this.tail.length));
+        this.tail = Buffer.alloc(0);
+      }
+      for (const part of this.replaceIn(this.tail.length ? Buffer.concat([this.tail, rest]) : rest, false)) this.push(part);
       cb();
     } catch (err) {
       cb(err as Error);
@@ -139,8 +150,9 @@ export class StreamReplacer extends Transform {
     }
   }
 
-  private replaceIn(buf: Buffer, final: boolean): Buffer[] {
-    const out: Buffer[] = [];
+  /** Replaces the matches that start before `limit`, leftmost first; `pos` is where the text after them begins. */
+  private scan(buf: Buffer, limit: number): { parts: Buffer[]; pos: number } {
+    const parts: Buffer[] = [];
     let pos = 0;
     for (;;) {
       let best = -1;
@@ -149,11 +161,15 @@ export class StreamReplacer extends Transform {
         const i = buf.indexOf(r.from, pos);
         if (i !== -1 && (best === -1 || i < best)) [best, match] = [i, r];
       }
-      if (!match) break;
+      if (!match || best >= limit) return { parts, pos };
       match.onMatch?.();
-      out.push(buf.subarray(pos, best), match.to);
+      parts.push(buf.subarray(pos, best), match.to);
       pos = best + match.from.length;
     }
+  }
+
+  private replaceIn(buf: Buffer, final: boolean): Buffer[] {
+    const { parts: out, pos } = this.scan(buf, Infinity);
     const safe = final ? buf.length : Math.max(pos, buf.length - this.keep);
     if (safe > pos) out.push(buf.subarray(pos, safe));
     this.tail = final ? Buffer.alloc(0) : Buffer.from(buf.subarray(safe));

@@ -120,7 +120,7 @@ describe('stream replacer', () => {
     const expected = 'aa REAL-X-VALUE bb REAL-X-VALUEY cc';
     expect(StreamReplacer.replaceAll(input, replacements).toString()).toBe(expected);
     for (let cut = 1; cut < input.length; cut++) {
-      for (const size of [1, 3, 7]) {
+      for (const size of [1, 3, 7, 9, 12, 20]) {
         const r = new StreamReplacer(replacements);
         const out: Buffer[] = [];
         r.on('data', (c: Buffer) => out.push(c));
