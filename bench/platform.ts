@@ -2,7 +2,7 @@
 // - overhead per turn: (HTTP accept → model request) + (model reply end → turn.completed on SSE);
 // - turns per second with 50 and 200 concurrent sessions, with errors counted;
 // - worker and web RSS, idle and at peak.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startWeb, startWorker } from '../bin/stack/berth.ts';
@@ -40,6 +40,7 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     BERTH_ADMIN_API_KEY: ADMIN_KEY,
     BERTH_VAULT_KEY: ensureDevVaultKey(path.join(dir, 'berth')),
     LOG_LEVEL: 'info',
+    BERTH_VAULT_KEY: Buffer.alloc(32, 7).toString('base64'),
   };
   const port = await freePort();
   let worker: ChildHandle | undefined;
@@ -85,9 +86,11 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     await stream;
     const idleRss = { worker_mb: rss.worker.sample(), web_mb: rss.web.sample() };
 
+    const processes = { worker: worker.pid, web: web.pid, temporal: stack.temporal.pid, litellm: stack.gateway.pid, postgres: stack.pg.pid };
     const load = async (sessions: number, turnsEach: number, agentId: string) => {
       const ids = await Promise.all(Array.from({ length: sessions }, () => session(agentId)));
       const stopSampling = [rss.worker.every(200), rss.web.every(200)];
+      const cpuBefore = cpuSeconds(processes);
       let errors = 0;
       const latencies: number[] = [];
       const started = now();
@@ -102,9 +105,12 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
         }),
       );
       const seconds = (now() - started) / 1000;
+      const cpuAfter = cpuSeconds(processes);
       stopSampling.forEach((stop) => stop());
+      const turns = sessions * turnsEach - errors;
+      const cpuPerTurn = Object.fromEntries(Object.entries(cpuAfter).map(([k, v]) => [k, round(((v - (cpuBefore[k] ?? 0)) * 1000) / turns)]));
       await Promise.all(ids.map((id) => api.delete(`/v1/sessions/${id}`)));
-      return { sessions, turns: sessions * turnsEach, errors, turns_per_s: round((sessions * turnsEach - errors) / seconds), turn_latency_ms: summary(latencies) };
+      return { sessions, turns: sessions * turnsEach, errors, turns_per_s: round(turns / seconds), turn_latency_ms: summary(latencies), cpu_ms_per_turn: cpuPerTurn };
     };
     const c50 = await load(50, 10, textAgent);
     const c200 = await load(200, 5, textAgent);
@@ -124,6 +130,21 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     await Promise.all([worker?.stop(), web?.stop()]);
     await stack.stop();
   }
+}
+
+/** CPU seconds used so far by each process and its descendants (Postgres serves each connection from a child). */
+function cpuSeconds(roots: Record<string, number>): Record<string, number> {
+  const procs = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return [{ pid: Number(pid), ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / 100 }];
+    } catch {
+      return []; // exited meanwhile
+    }
+  });
+  const total = (pid: number): number => procs.filter((p) => p.pid === pid).reduce((a, p) => a + p.cpu, 0) + procs.filter((p) => p.ppid === pid).reduce((a, p) => a + total(p.pid), 0);
+  return Object.fromEntries(Object.entries(roots).map(([name, pid]) => [name, total(pid)]));
 }
 
 class RssSampler {

@@ -41,6 +41,9 @@ export async function temporalCommand(opts: TemporalOptions): Promise<string[]> 
     '--metrics-port', String(await freePort()),
     '--namespace', opts.namespace ?? 'default',
     '--log-level', 'warn',
+    // A worker that schedules an activity it can run gets it in the same response: one round trip
+    // through the server fewer per model and tool step.
+    '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
   ];
   for (const flag of SEARCH_ATTRIBUTE_FLAGS) args.push('--search-attribute', flag);
   return [TEMPORAL_BIN, ...args];
