@@ -8,6 +8,8 @@ import { errors, json } from '../openapi.ts';
 import { ErrorSchema } from '../schemas.ts';
 
 const GATEWAY_TIMEOUT_MS = 5_000;
+/** The list changes only when the gateway's config does; a form that asks on every load need not wait. */
+const CACHE_MS = 30_000;
 
 const ModelList = z
   .object({ data: z.array(z.object({ id: z.string().openapi({ example: 'gpt-4o-mini' }) })) })
@@ -26,7 +28,9 @@ const GatewayModels = z.object({ data: z.array(z.object({ id: z.string() })) });
 
 export function modelRoutes({ config }: ApiDeps) {
   const app = createRouter();
+  let cache: { until: number; ids: string[] } | undefined;
   app.openapi(list, async (c) => {
+    if (cache && cache.until > Date.now()) return c.json({ data: cache.ids.map((id) => ({ id })) }, 200);
     const url = config.LITELLM_GATEWAY_URL;
     if (!url) throw new ApiError(503, 'gateway_not_configured', 'no model gateway is configured (LITELLM_GATEWAY_URL)');
     const res = await fetch(new URL('/v1/models', url), {
@@ -38,6 +42,7 @@ export function modelRoutes({ config }: ApiDeps) {
     const parsed = GatewayModels.safeParse(await res.json().catch(() => undefined));
     if (!res.ok || !parsed.success) throw new ApiError(502, 'gateway_error', `the model gateway answered ${res.status} without a model list`);
     const ids = [...new Set(parsed.data.data.map((m) => m.id))].sort();
+    cache = { until: Date.now() + CACHE_MS, ids };
     return c.json({ data: ids.map((id) => ({ id })) }, 200);
   });
   return app;

@@ -11,8 +11,17 @@ export interface Agent {
   system_prompt: string;
   tools: string[];
   env: Record<string, string>;
+  /** Present once the vault exists. */
+  credential_ids?: string[];
+  egress?: { allow: string[]; deny: string[] };
   created_at: string;
   updated_at: string;
+}
+
+export interface Credential {
+  id: string;
+  name: string;
+  hosts: string[];
 }
 
 export interface Page<T> {
@@ -59,12 +68,12 @@ export interface Overview {
 }
 
 export interface Interception {
-  id: string | number;
-  created_at?: string;
+  id: string;
+  at: string;
   host: string;
   method: string;
   path: string;
-  credential_name?: string | null;
-  decision: string;
-  rule?: string;
+  credential: string | null;
+  decision: 'swapped' | 'blocked';
+  rule: string;
 }

@@ -6,39 +6,44 @@ import { Form, Link, useActionData, useLoaderData, useNavigation, useSearchParam
 import { useState } from 'react';
 import { RouteError } from '../components/route-error.tsx';
 import { Mono, PageHeader } from '../components/ui.tsx';
-import { api, ApiProblem, load, type FieldError } from '../lib/api.server.ts';
+import { api, ApiProblem, load, loadOptional, type FieldError } from '../lib/api.server.ts';
 import { sentence } from '../lib/format.ts';
 import { startSession } from '../lib/sessions.server.ts';
-import { TOOL_NAMES, type Agent } from '../lib/types.ts';
+import { TOOL_NAMES, type Agent, type Credential, type Page } from '../lib/types.ts';
 
 export const meta: MetaFunction<typeof loader> = ({ data: d }) => [{ title: `${d?.agent ? d.agent.name : 'New agent'} · Berth` }];
 
 export async function loader(args: LoaderFunctionArgs) {
   const id = args.params.id!;
-  const [agent, models] = await Promise.all([
+  const [agent, models, credentials] = await Promise.all([
     id === 'new' ? Promise.resolve(null) : load<Agent>(args, `/v1/agents/${encodeURIComponent(id)}`),
     api<{ data: { id: string }[] }>(args, '/v1/models').then(
       (m) => m.data.map((x) => x.id),
       () => null, // the gateway is down: the field still takes any name
     ),
+    // The vault's credentials; undefined where the API has no vault (the form then hides its fields).
+    loadOptional<Page<Credential>>(args, '/v1/credentials?limit=100'),
   ]);
-  return { agent, models };
+  return { agent, models, credentials: credentials?.data ?? null };
 }
 
-type Errors = Partial<Record<'name' | 'model' | 'system_prompt' | 'tools' | 'env' | 'form', string>>;
+const FIELDS = ['name', 'model', 'system_prompt', 'tools', 'env', 'credential_ids', 'egress'] as const;
+type Errors = Partial<Record<(typeof FIELDS)[number] | 'form', string>>;
 
 /** API field paths → the field each error belongs beside. */
 function errorsByField(details: FieldError[], fallback: string): Errors {
   const out: Errors = {};
   for (const d of details) {
     const [head, ...rest] = d.path.split('.');
-    const field = (['name', 'model', 'system_prompt', 'tools', 'env'] as const).find((f) => f === head) ?? 'form';
-    const text = field === 'env' && rest.length ? `${rest.join('.')}: ${d.message}` : sentence(d.message);
+    const field = FIELDS.find((f) => f === head) ?? 'form';
+    const text = (field === 'env' || field === 'egress') && rest.length ? `${rest.join('.')}: ${d.message}` : sentence(d.message);
     out[field] = out[field] ? `${out[field]} ${text}` : text;
   }
   if (!Object.keys(out).length) out.form = fallback;
   return out;
 }
+
+const lines = (v: FormDataEntryValue | null) => String(v ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
 
 function readForm(form: FormData): { body: Record<string, unknown>; errors: Errors } {
   const keys = form.getAll('env_key').map(String);
@@ -58,6 +63,10 @@ function readForm(form: FormData): { body: Record<string, unknown>; errors: Erro
       system_prompt: String(form.get('system_prompt') ?? ''),
       tools: form.getAll('tools').map(String),
       env,
+      ...(form.get('vault') && {
+        credential_ids: form.getAll('credential_ids').map(String),
+        egress: { allow: lines(form.get('egress_allow')), deny: lines(form.get('egress_deny')) },
+      }),
     },
     errors,
   };
@@ -105,7 +114,7 @@ let rowIds = 0;
 const envRows = (env: Record<string, string>) => Object.entries(env).map(([key, value]) => ({ id: ++rowIds, key, value }));
 
 export default function AgentPage() {
-  const { agent, models } = useLoaderData<typeof loader>();
+  const { agent, models, credentials } = useLoaderData<typeof loader>();
   const errors: Errors = useActionData<typeof action>()?.errors ?? {};
   const navigation = useNavigation();
   const [params] = useSearchParams();
@@ -142,12 +151,20 @@ export default function AgentPage() {
       ) : null}
 
       {/* Keyed by the saved version: after a save, the form starts again from what was stored. */}
-      <AgentForm key={agent?.updated_at ?? 'new'} agent={agent} models={models} errors={errors} busy={busy} />
+      <AgentForm key={agent?.updated_at ?? 'new'} agent={agent} models={models} credentials={credentials} errors={errors} busy={busy} />
     </>
   );
 }
 
-function AgentForm({ agent, models, errors, busy }: { agent: Agent | null; models: string[] | null; errors: Errors; busy: unknown }) {
+interface FormProps {
+  agent: Agent | null;
+  models: string[] | null;
+  credentials: Credential[] | null;
+  errors: Errors;
+  busy: unknown;
+}
+
+function AgentForm({ agent, models, credentials, errors, busy }: FormProps) {
   const [rows, setRows] = useState(() => envRows(agent?.env ?? {}));
   const isNew = agent === null;
   const tools: readonly string[] = agent?.tools ?? TOOL_NAMES;
@@ -226,6 +243,41 @@ function AgentForm({ agent, models, errors, busy }: { agent: Agent | null; model
           </div>
           <FieldMessage id="env-message" error={errors.env} hint="Set in the sandbox, beside every CONTAINER_ENV_X of the platform." />
         </fieldset>
+
+        {credentials ? (
+          <>
+            <input type="hidden" name="vault" value="1" />
+            <fieldset className="field" aria-describedby="credential_ids-message">
+              <legend>Credentials</legend>
+              {credentials.length ? (
+                <div className="checks">
+                  {credentials.map((c) => (
+                    <label key={c.id} className="check" title={c.hosts.join(', ')}>
+                      <input type="checkbox" name="credential_ids" value={c.id} defaultChecked={agent?.credential_ids?.includes(c.id)} />
+                      <Mono>{c.name}</Mono>
+                    </label>
+                  ))}
+                </div>
+              ) : null}
+              <FieldMessage
+                id="credential_ids-message"
+                error={errors.credential_ids}
+                hint={credentials.length ? "The sandbox sees a stub; the vault proxy swaps in the real value only for the credential's hosts." : 'No credentials stored yet (POST /v1/credentials).'}
+              />
+            </fieldset>
+            <div className="field-pair">
+              <div className="field">
+                <label htmlFor="egress_allow">Allowed hosts</label>
+                <textarea id="egress_allow" name="egress_allow" rows={3} className="mono-input" defaultValue={agent?.egress?.allow.join('\n') ?? ''} placeholder={'api.github.com\n*.example.com'} aria-describedby="egress-message" />
+              </div>
+              <div className="field">
+                <label htmlFor="egress_deny">Blocked hosts</label>
+                <textarea id="egress_deny" name="egress_deny" rows={3} className="mono-input" defaultValue={agent?.egress?.deny.join('\n') ?? ''} placeholder="10.0.0.0/8" aria-describedby="egress-message" />
+              </div>
+            </div>
+            <FieldMessage id="egress-message" error={errors.egress} hint="One host, *.wildcard, IP or CIDR per line. The gateway and the credentials' hosts are always allowed." />
+          </>
+        ) : null}
 
         <div className="form-actions">
           <button type="submit" name="intent" value="save" className="button primary" disabled={busy === 'save'}>

@@ -33,14 +33,15 @@ export async function loader(args: LoaderFunctionArgs) {
   };
   const [agent, interceptions] = await Promise.all([
     loadOptional<Agent>(args, `/v1/agents/${encodeURIComponent(session.agent_id)}`),
-    loadOptional<{ data: Interception[] } | Interception[]>(args, `/v1/sessions/${id}/interceptions`).catch(() => undefined),
+    // The vault's record for this session; the panel is hidden where the API has none (404).
+    loadOptional<Page<Interception>>(args, `/v1/sessions/${id}/interceptions?limit=100`).catch(() => undefined),
     transcript(),
   ]);
   return {
     session,
     agent: agent ?? null,
     messages,
-    interceptions: interceptions === undefined ? null : Array.isArray(interceptions) ? interceptions : interceptions.data,
+    interceptions: interceptions?.data ?? null,
   };
 }
 
@@ -267,13 +268,16 @@ export default function SessionPage() {
               {interceptions.length ? (
                 <ul className="interceptions">
                   {interceptions.map((i) => (
-                    <li key={String(i.id)}>
-                      <Badge value={i.decision === 'blocked' ? 'failed' : 'active'} label={i.decision} />
+                    <li key={i.id}>
+                      <div className="interception-head">
+                        <Badge value={i.decision === 'blocked' ? 'failed' : 'active'} label={i.decision} />
+                        <Time iso={i.at} />
+                      </div>
                       <code className="mono">
                         {i.method} {i.host}
                         {i.path}
                       </code>
-                      {i.credential_name ? <span className="muted small">credential {i.credential_name}</span> : null}
+                      <span className="muted small">{i.credential ? `credential ${i.credential} · ${i.rule}` : i.rule}</span>
                     </li>
                   ))}
                 </ul>
