@@ -69,6 +69,8 @@ export async function benchVault(): Promise<Record<string, number>> {
   const ask = <T>() => new Promise<T>((resolve) => child.once('message', (m) => resolve(m as T)));
   try {
     const { caPem } = await ask<{ caPem: string }>();
+    child.send('stats');
+    const idle = await ask<{ rss: number }>();
     const url = (p: string) => `https://localhost:${upstream.httpsPort}${p}`;
     const upstreamCa = (await import('node:fs')).readFileSync(upstream.caFile, 'utf8');
     const direct = new https.Agent({ keepAlive: true, ca: upstreamCa, maxSockets: 1 });
@@ -95,7 +97,8 @@ export async function benchVault(): Promise<Record<string, number>> {
       download_proxy_mb_s: proxyDown,
       upload_direct_mb_s: directUp,
       upload_proxy_mb_s: proxyUp,
-      proxy_rss_mb: round(rss / 2 ** 20),
+      proxy_rss_idle_mb: round(idle.rss / 2 ** 20),
+      proxy_rss_after_streams_mb: round(rss / 2 ** 20),
     };
   } finally {
     child.kill();
