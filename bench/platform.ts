@@ -40,7 +40,6 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     BERTH_ADMIN_API_KEY: ADMIN_KEY,
     BERTH_VAULT_KEY: ensureDevVaultKey(path.join(dir, 'berth')),
     LOG_LEVEL: 'info',
-    BERTH_VAULT_KEY: Buffer.alloc(32, 7).toString('base64'),
   };
   const port = await freePort();
   let worker: ChildHandle | undefined;
