@@ -100,19 +100,22 @@ async function admit(req: http.IncomingMessage, reply: http.ServerResponse | Soc
     lookup: pinnedLookup(decision.address, decision.family),
     servername: target.tls && !/^[\d.]+$|:/.test(target.host) ? target.host : undefined,
   };
-  const bodyReplacements = swap.bodySecrets.map((s): Replacement => {
+  // Bodies: every stub is watched for on its way to a host it is not bound to (the match stops the
+  // request before the stub leaves); a bound credential that opted in has its stub replaced.
+  const bodyReplacements = view.secrets.flatMap((s): Replacement[] => {
     const from = Buffer.from(s.stub);
     if (!boundTo(s, target.host)) {
-      return { from, to: from, onMatch: () => {
+      return [{ from, to: from, onMatch: () => {
         record('blocked', `credential:${s.name}:unbound-host`, s.name);
         throw new StubHeadingElsewhere(s.name);
-      } };
+      } }];
     }
+    if (!s.inject.includes('body')) return [];
     let recorded = swap.used.includes(s.name);
-    return { from, to: Buffer.from(s.value), onMatch: () => {
+    return [{ from, to: Buffer.from(s.value), onMatch: () => {
       if (!recorded) record('swapped', `credential:${s.name}:body`, s.name);
       recorded = true;
-    } };
+    } }];
   });
   const responseReplacements = scrubbing.map((s) => ({ from: Buffer.from(s.value), to: Buffer.from(s.stub) }));
   return { options, bodyReplacements, responseReplacements, scrubbing };
@@ -139,6 +142,8 @@ async function sendBody(
 ): Promise<void> {
   const len = declaredLength(headers);
   if (replacements.length === 0) return void pipeline(body, start(headers), (e) => e && onError(e));
+  // Watching only (nothing changes length): stream as is, with the declared length.
+  if (replacements.every((r) => r.to === r.from)) return void pipeline(body, new StreamReplacer(replacements), start(headers), (e) => e && onError(e));
   if (len !== undefined && len <= BUFFER_LIMIT) {
     const data = StreamReplacer.replaceAll(await readSmall(body), replacements);
     return void start({ ...headers, 'content-length': String(data.length) }).end(data);

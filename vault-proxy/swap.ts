@@ -15,7 +15,7 @@ export interface SessionSecret {
 export const boundTo = (s: SessionSecret, host: string) => s.hosts.some((p) => hostMatches(p, host));
 
 export type SwapResult =
-  | { blocked: false; headers: OutgoingHttpHeaders; path: string; used: string[]; bodySecrets: SessionSecret[] }
+  | { blocked: false; headers: OutgoingHttpHeaders; path: string; used: string[] }
   | { blocked: true; credential: string; rule: string };
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and the proxy's own: never forwarded.
@@ -82,8 +82,7 @@ export function swapRequest(host: string, headers: IncomingHttpHeaders, rawPath:
   const query = q < 0 ? '' : sw.replace(rawPath.slice(q), 'query', encodeURIComponent);
   sw.detect(pathPart); // a stub in the path is never swapped, but still must not leave for an unbound host
   if (sw.blockedBy) return { blocked: true, credential: sw.blockedBy.name, rule: `credential:${sw.blockedBy.name}:unbound-host` };
-  const bodySecrets = secrets.filter((s) => s.inject.includes('body'));
-  return { blocked: false, headers: out, path: pathPart + query, used: [...sw.used], bodySecrets };
+  return { blocked: false, headers: out, path: pathPart + query, used: [...sw.used] };
 }
 
 /** Replaces any real value in response headers with its stub. */

@@ -143,6 +143,18 @@ describe('stubs headed for unbound hosts', () => {
     expect(proxy.recorder.records.at(-1)).toMatchObject({ decision: 'blocked', credentialName: 'BODY_KEY' });
   });
 
+  it('stops any stub in a body headed for an unbound host, opted in or not, streamed or not', async () => {
+    const before = upstream.seen.length;
+    const small = await request(https('/echo', '127.0.0.1'), { agent, method: 'POST', body: `token=${github.stub}` });
+    expect([small.status, small.headers['x-berth-rule']]).toEqual([403, 'credential:GITHUB_TOKEN:unbound-host']);
+    const big = await request(https('/echo', '127.0.0.1'), { agent, method: 'PUT', body: `${'y'.repeat(3 << 20)}${elsewhere.stub}` });
+    expect(big.status).toBe(403);
+    expect(upstream.seen.length).toBe(before);
+    // To a bound host without body opt-in, the stub goes through unchanged and is not a block.
+    const bound = await request(https('/echo'), { agent, method: 'POST', body: `token=${github.stub}` });
+    expect([bound.status, lastSeen().body]).toEqual([200, `token=${github.stub}`]);
+  });
+
   it('sends nothing to an unbound host without a stub (it is allowed by egress)', async () => {
     const res = await request(https('/echo', '127.0.0.1'), { agent, headers: { authorization: 'Bearer not-a-stub' } });
     expect(res.status).toBe(200);
