@@ -7,11 +7,14 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serveStatic } from '@hono/node-server/serve-static';
 import type { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../lib/log.ts';
 
 const BUILD_DIR = fileURLToPath(new URL('./build', import.meta.url));
 const SERVER_BUILD = path.join(BUILD_DIR, 'server', 'index.js');
 const CLIENT_DIR = path.join(BUILD_DIR, 'client');
+/** Forms and composer messages are small; the API's own limit applies to what they carry on. */
+const MAX_BODY_BYTES = 1_048_576;
 
 type RemixHandler = (request: Request, context: { berthApi: (request: Request) => Promise<Response> }) => Promise<Response>;
 interface RemixNode {
@@ -38,7 +41,8 @@ export async function mountDashboard(app: Hono<any>, log: Logger): Promise<boole
   });
   const assets = serveStatic({ root: CLIENT_DIR });
   app.use('*', (c, next) => (c.req.path.startsWith('/v1/') ? next() : assets(c, next)));
-  app.all('*', (c) => {
+  const limit = bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => c.text('request body too large', 413) });
+  app.all('*', limit, (c) => {
     // /v1 belongs to the API: an unknown /v1 path is the API's JSON 404, not a dashboard page.
     if (c.req.path === '/v1' || c.req.path.startsWith('/v1/')) return c.notFound();
     return handle(c.req.raw, { berthApi });

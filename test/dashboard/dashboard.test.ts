@@ -98,11 +98,11 @@ describe('the dashboard', () => {
     const id = /\/agents\/(agt_[^/?]+)/.exec(page.url())![1]!;
     const stored = (await berth.api.get(`/v1/agents/${id}`)).body;
     expect(stored).toMatchObject({ name: 'Release helper', model, env: { RELEASE_CHANNEL: 'stable' }, tools: ['bash', 'read_file', 'write_file', 'list_files'] });
-    await screenshot(page, 'agent-edit');
-
     await page.getByLabel('Name', { exact: true }).fill('Release helper v2');
     await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('heading', { name: 'Release helper v2' }).waitFor();
     await page.getByText('Saved.').waitFor();
+    await screenshot(page, 'agent-edit', true);
     await expect.poll(async () => (await berth.api.get(`/v1/agents/${id}`)).body.name).toBe('Release helper v2');
 
     await go(page, '/agents');
@@ -201,6 +201,20 @@ describe('the dashboard', () => {
 
     const stored = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[];
     expect(stored.at(-1)).toMatchObject({ role: 'assistant', content: answer });
+ 
+    // The page's stream: the key cookie authorises it, and Last-Event-ID resumes after that event.
+    const cookie = (await main.context.cookies()).find((c) => c.name === 'berth_key')!;
+    const all = await berth.api.events(sid, { until: (e) => e.type === 'turn.completed' });
+    const middle = all[Math.floor(all.length / 2)]!.id;
+    const resumed = await fetch(`${berth.url}/sessions/${sid}/events`, { headers: { cookie: `berth_key=${cookie.value}`, 'last-event-id': String(middle) } });
+    expect(resumed.status).toBe(200);
+    const reader = resumed.body!.getReader();
+    let text = '';
+    while (!text.includes('event: turn.completed')) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    expect(ids).toEqual(all.filter((e) => e.id > middle).map((e) => e.id));
+    expect((await fetch(`${berth.url}/sessions/${sid}/events`)).status).toBe(401);
   });
 
   it('lists sessions with status filters and search, and shows the overview', async () => {

@@ -4,7 +4,15 @@ import { count } from '../lib/format.ts';
 import type { Session } from '../lib/types.ts';
 import { Badge, Mono, Time } from './ui.tsx';
 
-export function SessionTable({ sessions, agentNames, caption }: { sessions: Session[]; agentNames: Record<string, string>; caption: string }) {
+interface Props {
+  sessions: Session[];
+  agentNames: Record<string, string>;
+  caption: string;
+  /** Fewer columns, for a narrow card. */
+  compact?: boolean;
+}
+
+export function SessionTable({ sessions, agentNames, caption, compact = false }: Props) {
   return (
     <div className="table-wrap">
       <table className="table">
@@ -14,8 +22,12 @@ export function SessionTable({ sessions, agentNames, caption }: { sessions: Sess
             <th scope="col">Session</th>
             <th scope="col">Agent</th>
             <th scope="col">Status</th>
-            <th scope="col" className="hide-narrow">Sandbox</th>
-            <th scope="col" className="num hide-narrow">Tokens</th>
+            {compact ? null : (
+              <>
+                <th scope="col" className="hide-narrow">Sandbox</th>
+                <th scope="col" className="num hide-narrow">Tokens</th>
+              </>
+            )}
             <th scope="col" className="hide-narrow">Started</th>
           </tr>
         </thead>
@@ -31,10 +43,14 @@ export function SessionTable({ sessions, agentNames, caption }: { sessions: Sess
               <td>
                 <Badge value={s.status} />
               </td>
-              <td className="hide-narrow">
-                <Badge value={s.sandbox_state} />
-              </td>
-              <td className="num hide-narrow">{count(s.usage.prompt_tokens + s.usage.completion_tokens)}</td>
+              {compact ? null : (
+                <>
+                  <td className="hide-narrow">
+                    <Badge value={s.sandbox_state} />
+                  </td>
+                  <td className="num hide-narrow">{count(s.usage.prompt_tokens + s.usage.completion_tokens)}</td>
+                </>
+              )}
               <td className="hide-narrow">
                 <Time iso={s.created_at} />
               </td>

@@ -59,7 +59,7 @@ export default function OverviewPage() {
             </Link>
           </div>
           {recent.length ? (
-            <SessionTable sessions={recent} agentNames={names} caption="Recent sessions" />
+            <SessionTable sessions={recent} agentNames={names} caption="Recent sessions" compact />
           ) : (
             <Empty title="No sessions yet">
               {agentCount ? <Link to="/agents">Start one from an agent.</Link> : <Link to="/agents/new">Create an agent first.</Link>}
