@@ -4,7 +4,9 @@
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import { GATEWAY_CREDENTIAL, gatewayStub } from '../lib/vault.ts';
-import { CA_BUNDLE_NAME, PROXY_SOCKET_NAME, SANDBOX_PROXY_ADDR, SANDBOX_VAULT_DIR, controlSocket, sessionSocketDir } from './paths.ts';
+import {
+  CA_BUNDLE_NAME, PROXY_SOCKET_NAME, SANDBOX_GATEWAY_HOST, SANDBOX_PROXY_ADDR, SANDBOX_VAULT_DIR, controlSocket, sessionSocketDir,
+} from './paths.ts';
 import { sessionCredentials, sessionStubs } from './sessions.ts';
 
 export { SANDBOX_PROXY_ADDR, SANDBOX_VAULT_DIR, vaultRunDir } from './paths.ts';
@@ -38,13 +40,21 @@ export interface SandboxVault {
 }
 
 /** Opens (idempotently) the session's proxy listener and returns what the sandbox needs to use it. */
-export async function prepareSandboxVault(opts: { runDir: string; sessionId: string; gatewayApiKey?: string }): Promise<SandboxVault> {
+export interface DoorOptions {
+  runDir: string;
+  sessionId: string;
+  gatewayUrl?: string;
+  gatewayApiKey?: string;
+}
+
+export async function prepareSandboxVault(opts: DoorOptions): Promise<SandboxVault> {
   await control(opts.runDir, 'PUT', opts.sessionId);
   const { credentials } = await sessionCredentials(opts.sessionId);
   const stubs = await sessionStubs(opts.sessionId, credentials);
   const env: Record<string, string> = {};
   for (const c of credentials) env[c.name] = stubs.get(c.id)!;
   if (opts.gatewayApiKey) env[GATEWAY_CREDENTIAL] = gatewayStub(opts.gatewayApiKey, opts.sessionId);
+  if (opts.gatewayUrl) env.LITELLM_BASE_URL = `http://${SANDBOX_GATEWAY_HOST}${new URL(opts.gatewayUrl).pathname.replace(/\/$/, '')}`;
   const proxyUrl = `http://${SANDBOX_PROXY_ADDR}`;
   const bundle = `${SANDBOX_VAULT_DIR}/${CA_BUNDLE_NAME}`;
   Object.assign(env, {
@@ -65,7 +75,7 @@ export async function prepareSandboxVault(opts: { runDir: string; sessionId: str
  * prepareSandboxVault, or undefined when no vault proxy runs for this data dir: the sandbox then starts
  * with no way out at all (and without stubs), which fails closed.
  */
-export async function openSandboxDoor(opts: { runDir: string; sessionId: string; gatewayApiKey?: string }): Promise<SandboxVault | undefined> {
+export async function openSandboxDoor(opts: DoorOptions): Promise<SandboxVault | undefined> {
   try {
     return await prepareSandboxVault(opts);
   } catch (err) {

@@ -6,6 +6,7 @@ import type { LookupFunction, Socket } from 'node:net';
 import { Readable, pipeline } from 'node:stream';
 import { decideEgress, type EgressContext, type EgressDecision } from './egress.ts';
 import { StreamReplacer, boundTo, scrubHeaders, swapRequest, type Replacement, type SessionSecret } from './swap.ts';
+import { SANDBOX_GATEWAY_HOST } from './paths.ts';
 import type { Recorder } from './record.ts';
 import type { Logger } from '../lib/log.ts';
 
@@ -13,6 +14,8 @@ export interface SessionView {
   sessionId: string;
   secrets: SessionSecret[];
   egress: EgressContext;
+  /** Where SANDBOX_GATEWAY_HOST really leads. */
+  gateway?: { host: string; port: number; tls: boolean };
 }
 
 export interface Target {
@@ -70,8 +73,14 @@ function authority(t: Target): string {
   return t.port === (t.tls ? 443 : 80) ? h : `${h}:${t.port}`;
 }
 
+/** SANDBOX_GATEWAY_HOST stands for the real gateway; every other target is itself. */
+export function realTarget(target: Target, view: SessionView): Target {
+  return target.host === SANDBOX_GATEWAY_HOST && view.gateway && !target.decision ? { ...view.gateway } : target;
+}
+
 /** Egress and stub checks shared by plain requests and upgrades; answers the refusal itself. */
-async function admit(req: http.IncomingMessage, reply: http.ServerResponse | Socket, target: Target, view: SessionView, deps: ForwardDeps) {
+async function admit(req: http.IncomingMessage, reply: http.ServerResponse | Socket, requested: Target, view: SessionView, deps: ForwardDeps) {
+  const target = realTarget(requested, view);
   const record = (decision: 'swapped' | 'blocked', rule: string, credentialName: string | null) =>
     deps.recorder.record({
       sessionId: view.sessionId, at: new Date(), host: target.host, method: req.method ?? 'GET',

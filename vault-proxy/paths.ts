@@ -10,6 +10,9 @@ export const SANDBOX_VAULT_DIR = '/run/berth';
 export const SANDBOX_PROXY_ADDR = '127.0.0.1:3128';
 export const PROXY_SOCKET_NAME = 'proxy.sock';
 export const CA_BUNDLE_NAME = 'ca-bundle.crt';
+/** Inside a sandbox the LiteLLM gateway is this host (through the proxy), wherever it really is:
+ * its real address may be loopback, which NO_PROXY keeps for the sandbox's own services. */
+export const SANDBOX_GATEWAY_HOST = 'gateway.berth.internal';
 
 /** Unix socket paths must fit in 108 bytes, so the run dir is short: under the temp dir, keyed by data dir. */
 export function vaultRunDir(dataDir: string, override?: string): string {

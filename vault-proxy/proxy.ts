@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { CertificateAuthority } from './ca.ts';
 import { decideEgress } from './egress.ts';
-import { SessionUnavailable, forwardRequest, forwardUpgrade, refusal, type SessionView, type Target } from './forward.ts';
+import { SessionUnavailable, forwardRequest, forwardUpgrade, realTarget, refusal, type SessionView, type Target } from './forward.ts';
 import type { Recorder } from './record.ts';
 import type { Logger } from '../lib/log.ts';
 
@@ -121,11 +121,13 @@ export class SessionProxy {
     } catch (err) {
       return this.fail(socket, err);
     }
-    const decision = await decideEgress(auth.host, view.egress);
+    const requested: Target = { ...auth, tls: true };
+    const upstream = realTarget(requested, view);
+    const decision = await decideEgress(upstream.host, view.egress);
     if (!decision.allowed) {
       if (decision.unresolved) return refusal(socket, 502, 'dns_unresolved', `cannot resolve ${auth.host}`, decision.rule);
       this.deps.recorder.record({
-        sessionId: this.sessionId, at: new Date(), host: auth.host, method: 'CONNECT', path: '',
+        sessionId: this.sessionId, at: new Date(), host: upstream.host, method: 'CONNECT', path: '',
         credentialName: null, decision: 'blocked', rule: decision.rule,
       });
       return refusal(socket, 403, 'egress_denied', `Berth egress policy refuses ${auth.host} (rule ${decision.rule})`, decision.rule);
@@ -137,7 +139,8 @@ export class SessionProxy {
       socket.unshift(first);
       const tlsOn = first[0] === TLS_HANDSHAKE;
       const conn: Socket = tlsOn ? new tls.TLSSocket(socket, { isServer: true, secureContext: context, ALPNProtocols: ['http/1.1'] }) : socket;
-      this.targets.set(conn, { ...auth, tls: tlsOn, decision });
+      // The client's leg is TLS or not; the upstream leg is the same, except for the gateway alias.
+      this.targets.set(conn, { host: upstream.host, port: upstream.port, tls: upstream === requested ? tlsOn : upstream.tls, decision });
       conn.on('error', () => conn.destroy());
       this.inner.emit('connection', conn);
       if (!tlsOn) socket.resume();

@@ -68,8 +68,12 @@ export class SessionDirectory {
       inject: c.inject.filter((k): k is InjectionKind => (INJECTION_KINDS as readonly string[]).includes(k)),
     }));
     const gatewayHosts: string[] = [];
+    let gateway: SessionView['gateway'];
     if (this.gateway.url) {
-      const host = new URL(this.gateway.url).hostname.replace(/^\[|\]$/g, '').toLowerCase();
+      const url = new URL(this.gateway.url);
+      const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+      const tls = url.protocol === 'https:';
+      gateway = { host, port: Number(url.port) || (tls ? 443 : 80), tls };
       gatewayHosts.push(host);
       if (this.gateway.apiKey) {
         secrets.push({ name: GATEWAY_CREDENTIAL, stub: gatewayStub(this.gateway.apiKey, sessionId), value: this.gateway.apiKey, hosts: [host], inject: DEFAULT_INJECTION });
@@ -79,6 +83,7 @@ export class SessionDirectory {
     return {
       sessionId,
       secrets,
+      gateway,
       egress: {
         // A policy the API would not have accepted falls back to the default (gateway and bound hosts).
         policy: parsed.success ? parsed.data : { allow: [], deny: [] },

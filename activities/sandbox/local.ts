@@ -31,7 +31,7 @@ export interface LocalSandboxOptions {
   startTimeoutMs?: number;
   /** The vault proxy (vault-proxy/): sandboxes get stubs and their one way out through it. Unset, or no
    * proxy running: a sandbox has no network at all. */
-  vault?: { runDir: string; gatewayApiKey?: string };
+  vault?: { runDir: string; gatewayUrl?: string; gatewayApiKey?: string };
 }
 
 export const defaultSandboxdBin = fileURLToPath(new URL('../../.tools/bin/sandboxd', import.meta.url));
@@ -48,7 +48,7 @@ export function localOptionsFromConfig(config: Config): LocalSandboxOptions {
       pids: config.BERTH_SANDBOX_PIDS,
       fileBytes: config.BERTH_SANDBOX_FILE_MB * 2 ** 20,
     },
-    vault: { runDir: vaultRunDir(config.dataDir, config.BERTH_VAULT_RUN_DIR), gatewayApiKey: config.LITELLM_API_KEY },
+    vault: { runDir: vaultRunDir(config.dataDir, config.BERTH_VAULT_RUN_DIR), gatewayUrl: config.LITELLM_GATEWAY_URL, gatewayApiKey: config.LITELLM_API_KEY },
   };
 }
 

@@ -53,7 +53,7 @@ beforeAll(async () => {
     VAULT_EXTRA_CA_FILE: upstream.caFile, LITELLM_GATEWAY_URL: inject('gatewayUrl'), LITELLM_API_KEY: inject('gatewayApiKey'),
   };
   proxy = await startVaultProxy({ env: proxyEnv, logPath: path.join(ARTIFACTS, `vault-service-${path.basename(tmp.dir)}.log`) });
-  const prepared = await prepareSandboxVault({ runDir: proxy.runDir, sessionId, gatewayApiKey: inject('gatewayApiKey') });
+  const prepared = await prepareSandboxVault({ runDir: proxy.runDir, sessionId, gatewayUrl: inject('gatewayUrl'), gatewayApiKey: inject('gatewayApiKey') });
   sandboxEnv = prepared.env;
   hostDir = prepared.hostDir;
   bridged = await bridge(path.join(hostDir, 'proxy.sock'));
@@ -114,9 +114,13 @@ describe('the vault proxy process', () => {
     expect(blocked.map((e) => (e.data as { rule: string }).rule)).toEqual([`credential:${name}:unbound-host`, 'default:not-allowed']);
   });
 
-  it('lets the sandbox reach the LiteLLM gateway with its stub key', async () => {
-    const { stdout } = await curl(['-H', `Authorization: Bearer ${sandboxEnv.LITELLM_API_KEY}`, `${inject('gatewayUrl')}/v1/models`]);
-    expect(JSON.parse(stdout).data.length).toBeGreaterThan(0);
+  it('lets the sandbox reach the LiteLLM gateway with its stub key, by its address or as gateway.berth.internal', async () => {
+    expect(sandboxEnv.LITELLM_BASE_URL).toBe('http://gateway.berth.internal');
+    const https = sandboxEnv.LITELLM_BASE_URL!.replace('http:', 'https:');
+    for (const base of [inject('gatewayUrl'), sandboxEnv.LITELLM_BASE_URL!, https]) {
+      const { stdout } = await curl(['-H', `Authorization: Bearer ${sandboxEnv.LITELLM_API_KEY}`, `${base}/v1/models`]);
+      expect(JSON.parse(stdout).data.length, base).toBeGreaterThan(0);
+    }
   });
 
   it('never stores or logs the value: database rows and the proxy log are free of the canary', async () => {
