@@ -242,6 +242,13 @@ describe('the dashboard', () => {
     await expect.poll(() => page.locator('table tbody tr').count()).toBe(1);
     await expect.poll(() => page.locator('table tbody').textContent()).toContain('Sleeper');
 
+    // The API routes behind these pages: agent_id takes a comma-separated list; the model list is the gateway's.
+    const agents = (await berth.api.get('/v1/agents?limit=100')).body.data as any[];
+    const byAgents = await berth.api.get(`/v1/sessions?agent_id=${agents.map((a) => a.id).join(',')}`);
+    expect(byAgents.body.data).toHaveLength(all);
+    expect((await berth.api.get('/v1/sessions?agent_id=a,,b')).body.error.details[0].path).toBe('agent_id');
+    expect((await berth.api.get('/v1/models')).body.data.map((m: any) => m.id)).toContain('berth-demo');
+
     await go(page, '/');
     await page.getByText('Active sessions').waitFor();
     const active = Number(await page.locator('.stat', { hasText: 'Active sessions' }).locator('.stat-value').textContent());
