@@ -1,5 +1,6 @@
 // One request from a sandbox to its destination: egress check, stub swap, upstream over verified TLS (or
-// plain HTTP), response scrub. Bodies stream; only bodies a credential opts into are rewritten.
+// plain HTTP), response scrub. Bodies stream: rewritten only for a credential that opts in, watched for
+// stubs on their way to hosts those stubs are not bound to.
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction, Socket } from 'node:net';
@@ -127,7 +128,7 @@ async function admit(req: http.IncomingMessage, reply: http.ServerResponse | Soc
     } }];
   });
   const responseReplacements = scrubbing.map((s) => ({ from: Buffer.from(s.value), to: Buffer.from(s.stub) }));
-  return { options, bodyReplacements, responseReplacements, scrubbing };
+  return { target, options, bodyReplacements, responseReplacements, scrubbing };
 }
 
 async function readSmall(stream: Readable): Promise<Buffer> {
@@ -161,10 +162,10 @@ async function sendBody(
   pipeline(body, new StreamReplacer(replacements), start(rest), (e) => e && onError(e));
 }
 
-export async function forwardRequest(req: http.IncomingMessage, res: http.ServerResponse, target: Target, view: SessionView, deps: ForwardDeps): Promise<void> {
-  const admitted = await admit(req, res, target, view, deps);
+export async function forwardRequest(req: http.IncomingMessage, res: http.ServerResponse, requested: Target, view: SessionView, deps: ForwardDeps): Promise<void> {
+  const admitted = await admit(req, res, requested, view, deps);
   if (!admitted) return;
-  const { options, bodyReplacements, responseReplacements, scrubbing } = admitted;
+  const { target, options, bodyReplacements, responseReplacements, scrubbing } = admitted;
   const fail = (err: Error) => {
     if (err instanceof StubHeadingElsewhere) {
       const rule = `credential:${err.message}:unbound-host`;
@@ -189,11 +190,11 @@ export async function forwardRequest(req: http.IncomingMessage, res: http.Server
 }
 
 /** A websocket (or other) upgrade: checked and swapped like a request, then bytes pass through. */
-export async function forwardUpgrade(req: http.IncomingMessage, socket: Socket, head: Buffer, target: Target, view: SessionView, deps: ForwardDeps): Promise<void> {
+export async function forwardUpgrade(req: http.IncomingMessage, socket: Socket, head: Buffer, requested: Target, view: SessionView, deps: ForwardDeps): Promise<void> {
   socket.on('error', () => socket.destroy());
-  const admitted = await admit(req, socket, target, view, deps);
+  const admitted = await admit(req, socket, requested, view, deps);
   if (!admitted) return;
-  const { options, scrubbing } = admitted;
+  const { target, options, scrubbing } = admitted;
   const headers = { ...(options.headers as http.OutgoingHttpHeaders), connection: 'Upgrade', upgrade: req.headers.upgrade ?? 'websocket' };
   const upstream = (target.tls ? https : http).request({ ...options, headers, agent: false, ca: deps.httpsAgent.options.ca });
   upstream.on('upgrade', (up, upSocket, upHead) => {
