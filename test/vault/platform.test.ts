@@ -16,6 +16,7 @@ import { startUpstream, tempDir, type Upstream } from './support.ts';
 process.env.DATABASE_URL = inject('databaseUrl');
 const UPSTREAM = '127.0.0.2'; // not localhost: a sandbox's NO_PROXY keeps that for itself
 const canary = `CANARY${randomBytes(12).toString('hex')}`;
+const NAME = `GH_TOKEN_${randomBytes(3).toString('hex').toUpperCase()}`; // team_default is shared by the test files
 const pattern = `${canary.slice(0, 6)}[${canary[6]}]${canary.slice(7)}`; // matches the canary, is not it
 
 let berth: Berth;
@@ -45,10 +46,10 @@ afterAll(async () => {
 
 describe('a session using a credential', () => {
   it('reaches the bound host with the real value, and the value is nowhere in the platform', async () => {
-    const cred = await berth.api.post('/v1/credentials', { name: 'GH_TOKEN', value: canary, hosts: [UPSTREAM] });
+    const cred = await berth.api.post('/v1/credentials', { name: NAME, value: canary, hosts: [UPSTREAM] });
     expect(cred.status).toBe(201);
     const model = berth.model('vault');
-    const command = `curl -sS -H "Authorization: Bearer $GH_TOKEN" https://${UPSTREAM}:${upstream.httpsPort}/reflect; echo; env | grep -c '^GH_TOKEN=stub_'`;
+    const command = `curl -sS -H "Authorization: Bearer $${NAME}" https://${UPSTREAM}:${upstream.httpsPort}/reflect; echo; env | grep -c '^${NAME}=stub_'`;
     await berth.script(model, [{ tool_calls: [{ id: 'call_1', name: 'bash', arguments: { command } }] }, { text: 'done' }]);
     const agent = await berth.createAgent({ model, credential_ids: [cred.body.id], egress: { allow: [UPSTREAM] } });
     const session = await berth.api.post('/v1/sessions', { agent_id: agent.id });
@@ -60,12 +61,12 @@ describe('a session using a credential', () => {
     expect(upstream.seen.find((s) => s.url === '/reflect')?.headers.authorization).toBe(`Bearer ${canary}`);
     const transcript = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as { role: string; content: string }[];
     const tool = transcript.find((m) => m.role === 'tool')!.content;
-    expect(tool).toMatch(/^you sent: Bearer stub_gh_token_[0-9a-z]{24} and \n1\n$/);
+    expect(tool).toMatch(new RegExp(`^you sent: Bearer stub_${NAME.toLowerCase()}_[0-9a-z]{24} and \n1\n$`));
 
     const interceptions = (await berth.api.get(`/v1/sessions/${sid}/interceptions`)).body.data;
-    expect(interceptions).toEqual([expect.objectContaining({ host: UPSTREAM, path: '/reflect', credential: 'GH_TOKEN', decision: 'swapped' })]);
+    expect(interceptions).toEqual([expect.objectContaining({ host: UPSTREAM, path: '/reflect', credential: NAME, decision: 'swapped' })]);
     const events = await berth.api.events(sid, { until: (e) => e.type === 'credential.used', timeoutMs: 10_000 });
-    expect(events.find((e) => e.type === 'credential.used')?.data).toMatchObject({ credential: 'GH_TOKEN', host: UPSTREAM });
+    expect(events.find((e) => e.type === 'credential.used')?.data).toMatchObject({ credential: NAME, host: UPSTREAM });
 
     // Nowhere: the API's answers, Temporal history, the database, the logs, the sandbox's files.
     const everything = JSON.stringify([transcript, interceptions, events, cred.body, (await berth.api.get(`/v1/credentials/${cred.body.id}`)).body]);
