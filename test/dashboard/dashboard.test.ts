@@ -1,10 +1,13 @@
 // The dashboard end to end in a real browser (Debian's Chromium) against the real stack: sign in,
 // agents, sessions, and a live session whose reply and tool output stream in over SSE; abort,
 // queued messages, and a reload in the middle of a streamed reply. No page logs a console error.
+import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBerth, type Berth } from '../support/berth.ts';
-import { TEST_ADMIN_KEY } from '../support/processes.ts';
+import { startWeb as spawnWeb } from '../../bin/stack/berth.ts';
+import { freePort } from '../../bin/stack/ports.ts';
+import { ARTIFACTS, TEST_ADMIN_KEY, testEnv } from '../support/processes.ts';
 import { assertDashboardBuilt, launchBrowser, openPage, PHONE, screenshot, type WatchedPage } from './browser.ts';
 
 let berth: Berth;
@@ -215,6 +218,40 @@ describe('the dashboard', () => {
     const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
     expect(ids).toEqual(all.filter((e) => e.id > middle).map((e) => e.id));
     expect((await fetch(`${berth.url}/sessions/${sid}/events`)).status).toBe(401);
+  });
+
+  it('reconnects with Last-Event-ID after its web process dies mid-stream, and shows the reply once', async () => {
+    const { page } = main;
+    const model = berth.model('reconnect');
+    const words = Array.from({ length: 80 }, (_, i) => (i < 79 ? `piece${i + 1} ` : `piece${i + 1}`));
+    const answer = words.join('');
+    await berth.script(model, [{ text: answer, chunks: words, chunk_delay_ms: 100 }]);
+    const sid = await startSession(page, await createAgent(page, 'Reconnector', model));
+
+    // A second web process of our own on a fixed port, so it can die and come back at the same address.
+    const t = testEnv('dashboard-web2');
+    const port = await freePort();
+    const logPath = path.join(ARTIFACTS, `${t.name}.web.log`);
+    let web = await spawnWeb({ env: { ...t.env, PORT: String(port) }, port, logPath });
+    try {
+      await page.goto(`http://127.0.0.1:${port}/sessions/${sid}`);
+      await page.getByText('Live', { exact: true }).waitFor();
+      await send(page, 'keep talking');
+      await page.waitForFunction(() => (document.querySelector('.msg-assistant.streaming')?.textContent ?? '').includes('piece5 '));
+      process.kill(-web.pid, 'SIGKILL');
+      await page.getByText('Reconnecting…').waitFor();
+      web = await spawnWeb({ env: { ...t.env, PORT: String(port) }, port, logPath });
+      await page.locator('.msg-assistant:not(.streaming)', { hasText: 'piece80' }).waitFor({ timeout: 30_000 });
+      await page.getByText('Live', { exact: true }).waitFor();
+      expect(await occurrences(page, answer)).toBe(1);
+      expect(await occurrences(page, 'piece1 ')).toBe(1);
+      expect(await occurrences(page, 'keep talking')).toBe(1);
+    } finally {
+      await web.stop();
+    }
+    // While the process was down, the browser reported the refused connections; nothing else.
+    const outage = main.errors.splice(0);
+    for (const e of outage) expect(e).toMatch(/ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_RESET/);
   });
 
   it('lists sessions with status filters and search, and shows the overview', async () => {

@@ -3,7 +3,7 @@
 // the workflow in the Temporal Web UI, and the vault's interceptions when the API has them.
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { redirect } from '@remix-run/node';
-import { Link, useFetcher, useLoaderData, useRevalidator } from '@remix-run/react';
+import { Link, useFetcher, useLoaderData } from '@remix-run/react';
 import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { RouteError } from '../components/route-error.tsx';
 import { Transcript } from '../components/transcript.tsx';
@@ -81,11 +81,17 @@ const connectionText: Record<Connection, string> = {
 };
 
 export default function SessionPage() {
-  const { session, agent, messages, interceptions } = useLoaderData<typeof loader>();
+  const loaded = useLoaderData<typeof loader>();
+  const { agent, messages, interceptions } = loaded;
+  // Status, sandbox state and usage, refreshed after status and turn events. Not a revalidation:
+  // a refresh that fails while the network is down keeps the page as it is.
+  const [session, setSession] = useState<Session>(loaded.session);
+  useEffect(() => setSession(loaded.session), [loaded.session]);
   const closed = session.status === 'ended' || session.status === 'failed';
-  const revalidator = useRevalidator();
   const { live, connection } = useSessionEvents(session.id, closed, () => {
-    if (revalidator.state === 'idle') revalidator.revalidate();
+    fetch(`/sessions/${encodeURIComponent(session.id)}/summary`)
+      .then(async (res) => (res.ok ? setSession((await res.json()) as Session) : undefined))
+      .catch(() => undefined);
   });
   const blocks = buildTimeline(messages, live);
   const running = closed ? undefined : runningTurn(messages, live);
