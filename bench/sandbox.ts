@@ -5,15 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { localSandboxProvider, stopAllLocalSandboxes } from '../activities/sandbox/local.ts';
+import { percentile, round } from './stats.ts';
 
 const STARTS = 50;
 const EXECS = 100;
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-const round = (ms: number) => Math.round(ms * 100) / 100;
 
 export async function benchSandbox(): Promise<Record<string, number>> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'berth-bench-sbx-'));
@@ -43,7 +38,6 @@ export async function benchSandbox(): Promise<Record<string, number>> {
       await provider.ensure({ sessionId: 'exec', env: {} });
       health.push(performance.now() - t);
     }
-    [starts, execs, health].forEach((a) => a.sort((x, y) => x - y));
     return {
       sandbox_cold_start_p50_ms: round(percentile(starts, 50)),
       sandbox_cold_start_p99_ms: round(percentile(starts, 99)),

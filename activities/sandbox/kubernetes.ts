@@ -6,6 +6,7 @@
 // the PVC stays) and ensure() resumes it. See docs/kubernetes.md.
 import { ApiException, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Config } from '../../lib/config.ts';
+import { KeyedMutex } from '../../lib/keyed-mutex.ts';
 import { db } from '../../lib/db.ts';
 import { createLogger } from '../../lib/log.ts';
 import type { SandboxProvider, SandboxRuntimeState, SandboxSpec } from './provider.ts';
@@ -71,7 +72,7 @@ async function placementFromDb(sessionId: string): Promise<SessionPlacement> {
 export class KubernetesSandboxProvider implements SandboxProvider {
   private readonly api: CustomObjectsApi;
   private readonly clients = new Map<string, { podIP: string; env: Record<string, string>; client: HttpSandboxdClient }>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly mutex = new KeyedMutex();
 
   private readonly onWatchRestart: (why: 'closed' | 'error' | 'gone', name: string) => void;
 
@@ -82,7 +83,7 @@ export class KubernetesSandboxProvider implements SandboxProvider {
   }
 
   ensure(spec: SandboxSpec) {
-    return this.locked(spec.sessionId, async () => {
+    return this.mutex.run(spec.sessionId, async () => {
       // The common case, one call per activity: the pod we last reached still answers.
       const cached = this.clients.get(spec.sessionId);
       if (cached && sameEnv(cached.env, spec.env) && (await healthy(cached.client))) return { client: cached.client, started: 'no' as const };
@@ -95,7 +96,7 @@ export class KubernetesSandboxProvider implements SandboxProvider {
   }
 
   hibernate(sessionId: string): Promise<void> {
-    return this.locked(sessionId, async () => {
+    return this.mutex.run(sessionId, async () => {
       this.dropClient(sessionId);
       const claim = await this.get(claims, claimName(sessionId));
       const sandboxName = claim?.status?.sandbox?.name;
@@ -105,7 +106,7 @@ export class KubernetesSandboxProvider implements SandboxProvider {
   }
 
   destroy(sessionId: string): Promise<void> {
-    return this.locked(sessionId, async () => {
+    return this.mutex.run(sessionId, async () => {
       this.dropClient(sessionId);
       // The claim owns its Sandbox, which owns the pod and the workspace PVC: all go with it.
       await this.remove(claimName(sessionId));
@@ -259,18 +260,6 @@ export class KubernetesSandboxProvider implements SandboxProvider {
       if (err instanceof ApiException && err.code === 404) return;
       throw kubeError(err, `deleting SandboxClaim ${name}`);
     }
-  }
-
-  /** Runs fn after every earlier locked call for the same session (an in-process mutex). */
-  private locked<T>(sessionId: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(sessionId) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(sessionId, tail);
-    void tail.then(() => {
-      if (this.locks.get(sessionId) === tail) this.locks.delete(sessionId);
-    });
-    return run;
   }
 }
 

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../../lib/config.ts';
+import { KeyedMutex } from '../../lib/keyed-mutex.ts';
 import { closeSandboxVault, openSandboxDoor, SANDBOX_VAULT_DIR, vaultRunDir } from '../../vault-proxy/client.ts';
 import { bwrapArgs, type SandboxLimits } from './bwrap.ts';
 import { EXIT_ALREADY_RUNNING, Launcher } from './launcher.ts';
@@ -76,7 +77,7 @@ type Paths = ReturnType<typeof sandboxPaths>;
 
 export class LocalSandboxProvider implements SandboxProvider {
   private readonly clients = new Map<string, HttpSandboxdClient>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly mutex = new KeyedMutex();
   private readonly sandboxdBin: string;
   /** A launcher already in its cgroups, ready for the next start (see launcher.ts). */
   private spare: Launcher | undefined;
@@ -90,7 +91,7 @@ export class LocalSandboxProvider implements SandboxProvider {
     const paths = sandboxPaths(this.options.dataDir, spec.sessionId);
     const client = await this.clientFor(spec.sessionId, paths);
     if (await healthy(client)) return { client, started: 'no' as const };
-    return this.locked(spec.sessionId, async () => {
+    return this.mutex.run(spec.sessionId, async () => {
       if (await healthy(client)) return { client, started: 'no' as const };
       const existed = existsSync(paths.workspace);
       await prepare(paths);
@@ -101,12 +102,12 @@ export class LocalSandboxProvider implements SandboxProvider {
 
   hibernate(sessionId: string): Promise<void> {
     const paths = sandboxPaths(this.options.dataDir, sessionId);
-    return this.locked(sessionId, () => stopSandbox(this.sandboxdBin, paths.runDir));
+    return this.mutex.run(sessionId, () => stopSandbox(this.sandboxdBin, paths.runDir));
   }
 
   destroy(sessionId: string): Promise<void> {
     const paths = sandboxPaths(this.options.dataDir, sessionId);
-    return this.locked(sessionId, async () => {
+    return this.mutex.run(sessionId, async () => {
       await stopSandbox(this.sandboxdBin, paths.runDir);
       if (this.options.vault) await closeSandboxVault(this.options.vault.runDir, sessionId);
       this.clients.get(sessionId)?.close();
@@ -179,18 +180,6 @@ export class LocalSandboxProvider implements SandboxProvider {
       this.clients.set(sessionId, client);
     }
     return client;
-  }
-
-  /** Runs fn after every earlier locked call for the same session (an in-process mutex). */
-  private locked<T>(sessionId: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(sessionId) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const tailPromise = run.catch(() => undefined);
-    this.locks.set(sessionId, tailPromise);
-    void tailPromise.then(() => {
-      if (this.locks.get(sessionId) === tailPromise) this.locks.delete(sessionId);
-    });
-    return run;
   }
 }
 
