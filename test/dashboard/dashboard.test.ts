@@ -294,7 +294,7 @@ describe('the dashboard', () => {
     await screenshot(page, 'overview');
   });
 
-  it('shows a readable error for a session that does not exist, and signs out', async () => {
+  it('shows a readable error for a session that does not exist, deletes an agent, and signs out', async () => {
     const { page } = main;
     const res = await go(page, '/sessions/ses_doesnotexist');
     expect(res?.status()).toBe(404);
@@ -302,7 +302,14 @@ describe('the dashboard', () => {
     expect(await page.locator('body').textContent()).not.toMatch(/at \w+ \(|node_modules/);
     main.errors.length = 0; // the 404 document itself is reported as a failed resource
 
-    await go(page, '/');
+    await go(page, '/agents');
+    await page.getByRole('link', { name: 'Release helper v2' }).click();
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Delete agent' }).click();
+    await page.waitForURL(/\/agents$/);
+    await page.getByRole('link', { name: 'Shell helper' }).waitFor();
+    expect(await page.getByRole('link', { name: 'Release helper v2' }).count()).toBe(0);
+
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(/\/login$/);
     await go(page, '/agents');

@@ -20,7 +20,9 @@ export function SessionTable({ sessions, agentNames, caption, compact = false }:
         <thead>
           <tr>
             <th scope="col">Session</th>
-            <th scope="col">Agent</th>
+            <th scope="col" className="hide-narrow">
+              Agent
+            </th>
             <th scope="col">Status</th>
             {compact ? null : (
               <>
@@ -38,8 +40,9 @@ export function SessionTable({ sessions, agentNames, caption, compact = false }:
                 <Link to={`/sessions/${s.id}`} className="row-link">
                   <Mono>{s.id}</Mono>
                 </Link>
+                <div className="muted small show-narrow">{agentNames[s.agent_id] ?? 'deleted agent'}</div>
               </td>
-              <td>{agentNames[s.agent_id] ?? <span className="muted">deleted agent</span>}</td>
+              <td className="hide-narrow">{agentNames[s.agent_id] ?? <span className="muted">deleted agent</span>}</td>
               <td>
                 <Badge value={s.status} />
               </td>
