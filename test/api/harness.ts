@@ -13,6 +13,7 @@ import { closeDb, db } from '../../lib/db.ts';
 import { EventBus } from '../../lib/events.ts';
 import { createLogger } from '../../lib/log.ts';
 import { apiClient } from '../support/api-client.ts';
+import { stopAllLocalSandboxes } from '../../activities/sandbox/local.ts';
 import { startWorker, testEnv, TEST_ADMIN_KEY } from '../support/processes.ts';
 
 export interface TestApi {
@@ -80,6 +81,7 @@ export async function startApi(name: string, opts: { withWorker?: boolean; env?:
       if ('closeAllConnections' in server) server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await worker?.stop();
+      await stopAllLocalSandboxes(t.dataDir);
       await eventBus.stop();
       await connection.close();
       await closeDb();
