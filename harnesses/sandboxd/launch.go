@@ -222,16 +222,7 @@ func stopSandbox(runDir string) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	for _, dir := range recordedCgroups(runDir) {
-		for i := 0; i < 200; i++ {
-			procs := cgroupProcs(dir)
-			if len(procs) == 0 {
-				break
-			}
-			for _, pid := range procs {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-			time.Sleep(time.Duration(i) * time.Millisecond)
-		}
+		killUntilGone(func() []int { return cgroupProcs(dir) })
 		for i := 0; i < 50; i++ { // rmdir fails while killed members are still exiting
 			if err := os.Remove(dir); err == nil || os.IsNotExist(err) {
 				break

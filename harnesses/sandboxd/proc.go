@@ -69,11 +69,16 @@ func liveDescendants(root int) []int {
 	return out
 }
 
-// killDescendants SIGKILLs everything below root until nothing is left. Processes forked between a
-// scan and its kills are caught by the next scan; killed processes cannot fork, so this converges.
+// killDescendants SIGKILLs everything below root until nothing is left.
 func killDescendants(root int) {
+	killUntilGone(func() []int { return liveDescendants(root) })
+}
+
+// killUntilGone SIGKILLs what scan finds until it finds nothing. Processes forked between a scan and
+// its kills are caught by the next scan; killed processes cannot fork, so this converges.
+func killUntilGone(scan func() []int) {
 	for i := 0; i < 200; i++ {
-		pids := liveDescendants(root)
+		pids := scan()
 		if len(pids) == 0 {
 			return
 		}
