@@ -29,28 +29,32 @@ export async function findEarlierResult(sessionId: string, seq: number) {
 }
 
 /**
- * Inserts the message unless its seq is already taken (first write wins), then emits message.created
- * and any `after` events in the same statement.
+ * Inserts the message unless its seq is already taken (first write wins), then emits `before`,
+ * message.created and `after` in one append. The insert is a single ON CONFLICT DO NOTHING
+ * statement; only a retry that lost to an earlier write reads the stored row back.
  */
-export async function recordMessage(m: TranscriptMessage, after: NewSessionEvent[] = []): Promise<void> {
-  const row = await db().message.upsert({
-    where: { sessionId_seq: { sessionId: m.sessionId, seq: m.seq } },
-    update: {},
-    create: {
-      id: m.id ?? newId('msg'),
-      sessionId: m.sessionId,
-      seq: m.seq,
-      turn: m.turn,
-      role: m.role,
-      content: m.content,
-      toolCalls: m.toolCalls?.length ? m.toolCalls.map((c) => ({ ...c })) : undefined,
-      toolCallId: m.toolCallId,
-      toolName: m.toolName,
-      promptTokens: m.usage?.promptTokens ?? 0,
-      completionTokens: m.usage?.completionTokens ?? 0,
-    },
-  });
+export async function recordMessage(
+  m: TranscriptMessage,
+  events: { before?: NewSessionEvent[]; after?: NewSessionEvent[] } = {},
+): Promise<void> {
+  const data = {
+    id: m.id ?? newId('msg'),
+    sessionId: m.sessionId,
+    seq: m.seq,
+    turn: m.turn,
+    role: m.role,
+    content: m.content,
+    toolCalls: m.toolCalls?.length ? m.toolCalls.map((c) => ({ ...c })) : undefined,
+    toolCallId: m.toolCallId ?? null,
+    toolName: m.toolName ?? null,
+    promptTokens: m.usage?.promptTokens ?? 0,
+    completionTokens: m.usage?.completionTokens ?? 0,
+  };
+  const { count } = await db().message.createMany({ data: [data], skipDuplicates: true });
+  const row =
+    count === 1 ? data : await db().message.findUniqueOrThrow({ where: { sessionId_seq: { sessionId: m.sessionId, seq: m.seq } } });
   await appendEvents(m.sessionId, [
+    ...(events.before ?? []),
     {
       key: `msg.${m.seq}`,
       type: 'message.created',
@@ -64,7 +68,7 @@ export async function recordMessage(m: TranscriptMessage, after: NewSessionEvent
         ...(row.toolCallId ? { tool_call_id: row.toolCallId, tool_name: row.toolName } : {}),
       },
     },
-    ...after,
+    ...(events.after ?? []),
   ]);
 }
 
@@ -100,18 +104,30 @@ export class CoalescingWriter {
   }
 
   private flush(): void {
+    const event = this.take();
+    if (event) this.chain = this.chain.then(() => appendEvents(this.sessionId, [event]));
+  }
+
+  private take(): NewSessionEvent | undefined {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (!this.pending) return;
+    if (!this.pending) return undefined;
     const event = { key: `${this.keyPrefix}.${this.n++}`, ...this.toEvent(this.pending) };
     this.pending = '';
-    this.chain = this.chain.then(() => appendEvents(this.sessionId, [event]));
+    return event;
   }
 
   /** Writes what is left and waits for every write. */
   async close(): Promise<void> {
     this.flush();
     await this.chain;
+  }
+
+  /** Waits for the writes so far and hands back what is left, for the caller to write with its own events. */
+  async drain(): Promise<NewSessionEvent[]> {
+    const event = this.take();
+    await this.chain;
+    return event ? [event] : [];
   }
 }
 

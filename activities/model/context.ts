@@ -1,6 +1,6 @@
 // Builds the model's context from the transcript in Postgres.
 import { db } from '../../lib/db.ts';
-import type { AgentSpec, ToolCall } from '../../lib/types.ts';
+import type { AgentSpec, QueuedMessage, ToolCall } from '../../lib/types.ts';
 import type { ChatMessage } from './gateway.ts';
 
 /** What the model is told for a tool call that never got a result (its turn was aborted or failed). */
@@ -12,8 +12,10 @@ export const INTERRUPTED_TOOL_RESULT = '[no result: the turn was interrupted bef
  * result, as the OpenAI format requires, even when its turn was cut short: the model is never
  * called while a tool runs, so an unanswered call in the transcript was interrupted.
  */
-export async function buildContext(sessionId: string, agent: AgentSpec): Promise<ChatMessage[]> {
+export async function buildContext(sessionId: string, agent: AgentSpec, turnStart?: QueuedMessage): Promise<ChatMessage[]> {
   const rows = await db().message.findMany({ where: { sessionId }, orderBy: [{ turn: 'asc' }, { seq: 'asc' }] });
+  // The message that starts this turn may be being recorded as this reads; it comes last.
+  const missing = turnStart && !rows.some((r) => r.seq === turnStart.seq);
   const out: ChatMessage[] = agent.systemPrompt ? [{ role: 'system', content: agent.systemPrompt }] : [];
   const answered = new Set(rows.filter((r) => r.role === 'tool').map((r) => r.toolCallId));
   for (const r of rows) {
@@ -33,5 +35,6 @@ export async function buildContext(sessionId: string, agent: AgentSpec): Promise
       }
     }
   }
+  if (missing) out.push({ role: 'user', content: turnStart.content });
   return out;
 }

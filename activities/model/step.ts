@@ -28,19 +28,24 @@ export function makeModelStep(config: Config) {
     const { sessionId, turn, step, agent, assistantSeq, userMessage } = input;
     const ctx = Context.current();
     const attempt = ctx.info.attempt;
-    if (userMessage) {
-      await recordMessage({ sessionId, seq: userMessage.seq, turn, role: 'user', content: userMessage.content, id: userMessage.messageId });
-    }
-
-    // An earlier attempt finished the reply before its worker died: reuse it, do not ask again.
-    const done = await findEarlierResult(sessionId, assistantSeq);
+    // The user message (the turn's first) is recorded while the context is read: buildContext adds
+    // it when the read came first. On a first attempt findEarlierResult asks nothing.
+    const [messages, done] = await Promise.all([
+      buildContext(sessionId, agent, userMessage),
+      findEarlierResult(sessionId, assistantSeq),
+      userMessage && recordMessage({ sessionId, seq: userMessage.seq, turn, role: 'user', content: userMessage.content, id: userMessage.messageId }),
+    ]);
     if (done) {
       const reply: ModelStepResult = {
         content: done.content,
         toolCalls: (done.toolCalls as ToolCall[] | null) ?? [],
         usage: { promptTokens: done.promptTokens, completionTokens: done.completionTokens },
       };
-      await appendEvents(sessionId, turnEnd(turn, reply));
+      // Recording it again writes nothing new but the events the dead attempt did not get to write.
+      await recordMessage(
+        { sessionId, seq: assistantSeq, turn, role: 'assistant', content: reply.content, toolCalls: reply.toolCalls, usage: reply.usage },
+        { after: turnEnd(turn, reply) },
+      );
       return reply;
     }
 
@@ -53,7 +58,6 @@ export function makeModelStep(config: Config) {
     }));
     let partial = '';
     try {
-      const messages = await buildContext(sessionId, agent);
       const tools = toolDefinitions(agent.tools);
       const reply = await withHeartbeat(() =>
         streamChat(
@@ -66,10 +70,9 @@ export function makeModelStep(config: Config) {
           ctx.cancellationSignal,
         ),
       );
-      await deltas.close();
       await recordMessage(
         { sessionId, seq: assistantSeq, turn, role: 'assistant', content: reply.content, toolCalls: reply.toolCalls, usage: reply.usage },
-        turnEnd(turn, reply),
+        { before: await deltas.drain(), after: turnEnd(turn, reply) },
       );
       return reply;
     } catch (err) {

@@ -49,13 +49,15 @@ export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
       if (err instanceof ToolError || err instanceof SandboxRequestError) result = { output: err.message, isError: true };
       else throw err;
     }
-    await recordMessage({ sessionId, seq, turn, role: 'tool', content: result.output, toolCallId: call.id, toolName: call.name }, [
-      {
-        key: `tool.${seq}.finished`,
-        type: 'tool.finished',
-        data: { turn, call_id: call.id, name: call.name, exit_code: result.exitCode ?? null, is_error: result.isError },
-      },
-    ]);
+    await recordMessage({ sessionId, seq, turn, role: 'tool', content: result.output, toolCallId: call.id, toolName: call.name }, {
+      after: [
+        {
+          key: `tool.${seq}.finished`,
+          type: 'tool.finished',
+          data: { turn, call_id: call.id, name: call.name, exit_code: result.exitCode ?? null, is_error: result.isError },
+        },
+      ],
+    });
     return { output: result.output, isError: result.isError, sandbox: 'running' };
   };
 
