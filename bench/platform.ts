@@ -1,5 +1,6 @@
 // Platform benchmark against the real stack with a zero-latency scripted model:
-// - overhead per turn: (HTTP accept → model request) + (model reply end → turn.completed on SSE);
+// - overhead per turn: (HTTP accept → model request) + (model reply end → turn.completed on SSE),
+//   split into Berth's part and the LiteLLM gateway's part by a tap at the gateway's door;
 // - turns per second with 50 and 200 concurrent sessions, with errors counted;
 // - worker and web RSS, idle and at peak.
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -7,10 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { startWeb, startWorker } from '../bin/stack/berth.ts';
 import type { ChildHandle } from '../bin/stack/child.ts';
-import type { ChatRequest } from '../bin/stack/model-types.ts';
 import { freePort } from '../bin/stack/ports.ts';
 import { startScriptedStack } from '../bin/stack/scripted-stack.ts';
 import { apiClient, readEvents } from '../test/support/api-client.ts';
+import { lastUserMessage, startGatewayTap } from './gateway-tap.ts';
 import { round, summary } from './stats.ts';
 import { ensureDevVaultKey } from '../lib/vault.ts';
 
@@ -21,21 +22,21 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-bench-'));
   // The scripted model's request and reply times, by the user message that started the turn.
   const marks = new Map<string, { received: number; replied: number }>();
-  const lastUser = (req: ChatRequest) => String([...req.messages].reverse().find((m) => m.role === 'user')?.content ?? '');
   const stack = await startScriptedStack(dir, {
-    received: (req) => marks.set(lastUser(req), { received: now(), replied: 0 }),
+    received: (req) => marks.set(lastUserMessage(req), { received: now(), replied: 0 }),
     replied: (req) => {
-      const m = marks.get(lastUser(req));
+      const m = marks.get(lastUserMessage(req));
       if (m) m.replied = now();
     },
   });
+  const tap = await startGatewayTap(stack.gateway.url, now);
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     BERTH_DATA_DIR: path.join(dir, 'berth'),
     DATABASE_URL: stack.pg.url,
     TEMPORAL_ADDRESS: stack.temporal.address,
-    LITELLM_GATEWAY_URL: stack.gateway.url,
+    LITELLM_GATEWAY_URL: tap.url,
     LITELLM_API_KEY: stack.gateway.apiKey,
     BERTH_ADMIN_API_KEY: ADMIN_KEY,
     BERTH_VAULT_KEY: ensureDevVaultKey(path.join(dir, 'berth')),
@@ -67,9 +68,7 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
       onEvent: (e) => e.type === 'turn.completed' && completed.get(e.data.turn)?.(now()),
       timeoutMs: 300_000,
     });
-    const overhead: number[] = [];
-    const inbound: number[] = [];
-    const outbound: number[] = [];
+    const parts = { total: [] as number[], berth: [] as number[], gateway: [] as number[], berthIn: [] as number[], berthOut: [] as number[] };
     for (let turn = 1; turn <= TURNS; turn++) {
       const content = `overhead ${turn}`;
       const ended = new Promise<number>((resolve) => completed.set(turn, resolve));
@@ -77,10 +76,15 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
       await api.post(`/v1/sessions/${sid}/messages`, { content });
       const at = await ended;
       const m = marks.get(content);
-      if (!m || turn <= 20) continue; // the first turns warm up code paths and connections
-      inbound.push(m.received - accepted);
-      outbound.push(at - m.replied);
-      overhead.push(m.received - accepted + (at - m.replied));
+      const t = tap.marks.get(content);
+      if (!m || !t || turn <= 20) continue; // the first turns warm up code paths and connections
+      const berthIn = t.sent - accepted;
+      const berthOut = at - t.answered;
+      parts.total.push(m.received - accepted + (at - m.replied));
+      parts.berth.push(berthIn + berthOut);
+      parts.gateway.push(m.received - t.sent + (t.answered - m.replied));
+      parts.berthIn.push(berthIn);
+      parts.berthOut.push(berthOut);
     }
     await stream;
     const idleRss = { worker_mb: rss.worker.sample(), web_mb: rss.web.sample() };
@@ -90,35 +94,42 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
       const ids = await Promise.all(Array.from({ length: sessions }, () => session(agentId)));
       const stopSampling = [rss.worker.every(200), rss.web.every(200)];
       const cpuBefore = cpuSeconds(processes);
-      let errors = 0;
+      const errors: Record<string, number> = {};
       const latencies: number[] = [];
       const started = now();
       await Promise.all(
         ids.map(async (id, s) => {
           for (let t = 0; t < turnsEach; t++) {
             const t0 = now();
-            const res = await api.post(`/v1/sessions/${id}/messages?wait=true`, { content: `load ${sessions} ${s} ${t}` }).catch(() => undefined);
-            if (res?.status === 200 && res.body.outcome === 'completed') latencies.push(now() - t0);
-            else errors++;
+            const res = await api.post(`/v1/sessions/${id}/messages?wait=true`, { content: `load ${sessions} ${s} ${t}` }).catch((err: Error) => err);
+            if (!(res instanceof Error) && res.status === 200 && res.body.outcome === 'completed') latencies.push(now() - t0);
+            else {
+              const kind = res instanceof Error ? `request failed: ${res.message}` : `${res.status} ${res.body?.error?.code ?? res.body?.outcome}`;
+              errors[kind] = (errors[kind] ?? 0) + 1;
+            }
           }
         }),
       );
       const seconds = (now() - started) / 1000;
       const cpuAfter = cpuSeconds(processes);
       stopSampling.forEach((stop) => stop());
-      const turns = sessions * turnsEach - errors;
+      const failed = Object.values(errors).reduce((a, n) => a + n, 0);
+      const turns = sessions * turnsEach - failed;
       const cpuPerTurn = Object.fromEntries(Object.entries(cpuAfter).map(([k, v]) => [k, round(((v - (cpuBefore[k] ?? 0)) * 1000) / turns)]));
       await Promise.all(ids.map((id) => api.delete(`/v1/sessions/${id}`)));
-      return { sessions, turns: sessions * turnsEach, errors, turns_per_s: round(turns / seconds), turn_latency_ms: summary(latencies), cpu_ms_per_turn: cpuPerTurn };
+      return { sessions, turns: sessions * turnsEach, errors: failed, error_kinds: errors, turns_per_s: round(turns / seconds), turn_latency_ms: summary(latencies), cpu_ms_per_turn: cpuPerTurn };
     };
     const c50 = await load(50, 10, textAgent);
     const c200 = await load(200, 5, textAgent);
     const c50tools = await load(50, 4, toolAgent);
 
     return {
-      overhead_per_turn_ms: summary(overhead),
-      overhead_accept_to_model_request_ms: summary(inbound),
-      overhead_model_end_to_sse_turn_completed_ms: summary(outbound),
+      overhead_per_turn_ms: summary(parts.total),
+      // The same turns without the LiteLLM proxy's share (measured at its door).
+      berth_overhead_per_turn_ms: summary(parts.berth),
+      berth_accept_to_gateway_request_ms: summary(parts.berthIn),
+      berth_gateway_answer_to_sse_turn_completed_ms: summary(parts.berthOut),
+      gateway_overhead_per_turn_ms: summary(parts.gateway),
       concurrent_50: c50,
       concurrent_200: c200,
       concurrent_50_with_bash_tool: c50tools,
@@ -127,17 +138,21 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     };
   } finally {
     await Promise.all([worker?.stop(), web?.stop()]);
+    await tap.stop();
     await stack.stop();
   }
 }
 
-/** CPU seconds used so far by each process and its descendants (Postgres serves each connection from a child). */
+/**
+ * CPU seconds used so far by each process and its descendants, counting children that exited
+ * (Postgres serves each connection from a child that ends with it).
+ */
 function cpuSeconds(roots: Record<string, number>): Record<string, number> {
   const procs = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return [{ pid: Number(pid), ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / 100 }];
+      return [{ pid: Number(pid), ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100 }];
     } catch {
       return []; // exited meanwhile
     }
