@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import { createApp } from '../api/app.ts';
+import { sweepIdempotencyKeys } from '../api/idempotency.ts';
 import { mountDashboard } from '../dashboard/mount.ts';
 import { loadConfig } from '../lib/config.ts';
 import { closeDb } from '../lib/db.ts';
@@ -34,6 +35,14 @@ await eventBus.start();
 
 const app = createApp({ config, temporal, eventBus, log });
 await mountDashboard(app, log);
+
+// Idempotency keys past their time are deleted now and every hour (every web process may run it).
+const sweep = () =>
+  void sweepIdempotencyKeys()
+    .then((count) => count > 0 && log.info('expired idempotency keys deleted', { count }))
+    .catch((err: unknown) => log.warn('idempotency key sweep failed', { err }));
+sweep();
+const sweeper = setInterval(sweep, 60 * 60 * 1000).unref();
 const server = serve({ fetch: app.fetch, hostname: config.BERTH_HOST, port: config.PORT }, (info) => {
   log.info('web ready', { url: `http://${config.BERTH_HOST}:${info.port}`, temporal: config.TEMPORAL_ADDRESS });
 }) as Server;
@@ -45,6 +54,7 @@ server.on('error', (err) => {
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     log.info('shutting down', { signal: sig });
+    clearInterval(sweeper);
     const cut = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
     server.close(() => {
       clearTimeout(cut);

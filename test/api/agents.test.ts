@@ -1,5 +1,6 @@
 // Agents CRUD, soft delete, cursor pagination, Idempotency-Key replay, and another team's agents.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IDEMPOTENCY_KEY_TTL_MS, sweepIdempotencyKeys } from '../../api/idempotency.ts';
 import { db } from '../../lib/db.ts';
 import { TOOL_NAMES } from '../../lib/types.ts';
 import { rowCounts, startApi, type TestApi } from './harness.ts';
@@ -116,6 +117,28 @@ describe('agents', () => {
     expect(deleted).toEqual({ status: 200, body: { id: agent, deleted: true } });
     expect(await t.raw('DELETE', `/v1/agents/${agent}`, { headers: deleteKey })).toEqual(deleted);
     expect((await t.raw('DELETE', `/v1/agents/${agent}`)).status).toBe(404);
+  });
+
+  it('an Idempotency-Key expires after 24 hours: then it is free again, and the sweep deletes it', async () => {
+    const key = `expires-${Date.now()}`;
+    const first = await t.api.post('/v1/agents', { name: 'day one', model: 'm' }, { 'idempotency-key': key });
+    expect(first.status).toBe(201);
+    const aged = async (key: string, ms: number) =>
+      db().idempotencyKey.update({ where: { teamId_key: { teamId: t.teamId, key } }, data: { createdAt: new Date(Date.now() - ms) } });
+    await aged(key, IDEMPOTENCY_KEY_TTL_MS - 60_000);
+    expect((await t.api.post('/v1/agents', { name: 'day two', model: 'm' }, { 'idempotency-key': key })).status).toBe(422);
+
+    await aged(key, IDEMPOTENCY_KEY_TTL_MS + 60_000);
+    const reused = await t.api.post('/v1/agents', { name: 'day two', model: 'm' }, { 'idempotency-key': key });
+    expect(reused.status).toBe(201);
+    expect(reused.body.id).not.toBe(first.body.id);
+
+    const stale = `stale-${Date.now()}`;
+    expect((await t.api.post('/v1/agents', { name: 'stale', model: 'm' }, { 'idempotency-key': stale })).status).toBe(201);
+    await aged(stale, IDEMPOTENCY_KEY_TTL_MS + 60_000);
+    expect(await sweepIdempotencyKeys()).toBeGreaterThanOrEqual(1);
+    const left = await db().idempotencyKey.findMany({ where: { teamId: t.teamId, key: { in: [key, stale] } } });
+    expect(left.map((k) => k.key)).toEqual([key]); // the fresh claim stays
   });
 
   it('a failed write releases its Idempotency-Key', async () => {
