@@ -6,6 +6,8 @@ import type { SessionLimits } from './types.ts';
 
 const seconds = (def: number) => z.coerce.number().positive().default(def);
 const port = (def: number) => z.coerce.number().int().min(1).max(65535).default(def);
+const hostPort = z.string().regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port (e.g. 127.0.0.1:3128)');
+const pem = (label: string) => z.string().includes(`${label}-----`, { message: `expected PEM text with a ${label} block` });
 const bool = (def: boolean) =>
   z.enum(['true', 'false', '1', '0']).default(def ? 'true' : 'false').transform((v) => v === 'true' || v === '1');
 
@@ -31,6 +33,8 @@ export const configSchema = z.object({
   BERTH_K8S_WARM_POOL_PREFIX: z.string().regex(/^[a-z0-9][-a-z0-9]*$/, 'expected the start of a resource name').default('berth-'),
   BERTH_K8S_SANDBOXD_PORT: port(7070),
   BERTH_K8S_READY_TIMEOUT_S: seconds(180),
+  // The vault proxy sidecar's control port in every sandbox pod (the worker binds the session there).
+  BERTH_K8S_VAULT_PROXY_CONTROL_PORT: port(3129),
   BERTH_IDLE_TIMEOUT_S: seconds(600),
   BERTH_MAX_STEPS: z.coerce.number().int().min(1).max(1000).default(50),
   BERTH_TOOL_TIMEOUT_S: seconds(120),
@@ -55,6 +59,16 @@ export const configSchema = z.object({
   VAULT_EXTRA_CA_FILE: z.string().min(1).optional(),
   // Short directory for the vault proxy's unix sockets (default: <tmp>/berth-vault-<hash of data dir>).
   BERTH_VAULT_RUN_DIR: z.string().min(1).optional(),
+  // Pod mode (a sandbox pod's sidecar; vault-proxy/pod.ts): set, the proxy serves the pod's one
+  // session on this TCP address instead of unix sockets, and takes its session from the control port.
+  VAULT_PROXY_LISTEN: hostPort.optional(),
+  VAULT_PROXY_CONTROL_LISTEN: hostPort.default('0.0.0.0:3129'),
+  // Shared by the pod's proxy and the worker (which binds sessions with it): the NetworkPolicy alone
+  // is not authentication, since the sandbox shares the pod's network namespace.
+  VAULT_PROXY_CONTROL_TOKEN: z.string().min(32, 'use at least 32 characters (openssl rand -hex 32)').optional(),
+  // Pod mode: the Berth CA as PEM (certificate and private key, EC P-256 or RSA), from the Secret.
+  VAULT_PROXY_CA_CERT: pem('CERTIFICATE').optional(),
+  VAULT_PROXY_CA_KEY: pem('PRIVATE KEY').optional(),
 });
 
 export type Config = z.infer<typeof configSchema> & {

@@ -3,7 +3,7 @@
 // one leaf key serves every host, and each host's certificate is made once and cached.
 import 'reflect-metadata'; // @peculiar/x509 uses tsyringe, which needs it loaded first
 import * as x509 from '@peculiar/x509';
-import { KeyObject, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
+import { KeyObject, createPrivateKey, createPublicKey, randomBytes, webcrypto } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
@@ -12,6 +12,9 @@ import tls from 'node:tls';
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+/** A CA brought by the operator (pod mode) may be RSA; leaves are always ECDSA P-256. */
+const RSA_ALG = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as const;
+type SigningAlg = typeof ALG | typeof RSA_ALG;
 const DAY = 86_400_000;
 const MAX_CACHED_HOSTS = 2000;
 const SYSTEM_CA_FILES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt'];
@@ -44,6 +47,7 @@ export class CertificateAuthority {
   private constructor(
     private readonly caCert: x509.X509Certificate,
     private readonly caKey: CryptoKey,
+    private readonly caAlg: SigningAlg,
     private readonly leafKeys: CryptoKeyPair,
     private readonly leafKeyPem: string,
     readonly certPem: string,
@@ -72,13 +76,32 @@ export class CertificateAuthority {
       writeAtomic(files.certFile, cert.toString('pem') + '\n', 0o644);
     }
     const certPem = readFileSync(files.certFile, 'utf8');
-    const caCert = new x509.X509Certificate(certPem);
-    const der = createPrivateKey(readFileSync(files.keyFile)).export({ type: 'pkcs8', format: 'der' });
-    const caKey = await webcrypto.subtle.importKey('pkcs8', der, ALG, false, ['sign']);
     writeAtomic(files.bundleFile, `${systemCaPem().trimEnd()}\n${certPem}`, 0o644);
+    return CertificateAuthority.fromPem(certPem, readFileSync(files.keyFile, 'utf8'));
+  }
+
+  /** The CA from PEM text (pod mode: the `berth-vault-proxy` Secret). `source` names it in errors. */
+  static async fromPem(certPem: string, keyPem: string, source = 'the CA'): Promise<CertificateAuthority> {
+    let caCert: x509.X509Certificate;
+    let key: KeyObject;
+    try {
+      caCert = new x509.X509Certificate(certPem);
+      key = createPrivateKey(keyPem);
+    } catch (err) {
+      throw new Error(`${source}: cannot read the certificate or key PEM: ${(err as Error).message}`);
+    }
+    const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
+    if (!spki(createPublicKey(key)).equals(Buffer.from(caCert.publicKey.rawData))) {
+      throw new Error(`${source}: the private key does not belong to the certificate`);
+    }
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    const alg = key.asymmetricKeyType === 'rsa' ? RSA_ALG : key.asymmetricKeyType === 'ec' && curve === 'prime256v1' ? ALG : undefined;
+    if (!alg) throw new Error(`${source}: expected an EC P-256 or RSA key, got ${key.asymmetricKeyType}${curve ? ` ${curve}` : ''}`);
+    const der = key.export({ type: 'pkcs8', format: 'der' });
+    const caKey = await webcrypto.subtle.importKey('pkcs8', der, alg, false, ['sign']);
     const leafKeys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
     const leafKeyPem = KeyObject.from(leafKeys.privateKey).export({ type: 'pkcs8', format: 'pem' }).toString();
-    return new CertificateAuthority(caCert, caKey, leafKeys, leafKeyPem, certPem);
+    return new CertificateAuthority(caCert, caKey, alg, leafKeys, leafKeyPem, caCert.toString('pem') + '\n');
   }
 
   /** The TLS context presenting a leaf certificate for `host` (a name or an IP address). */
@@ -110,7 +133,7 @@ export class CertificateAuthority {
       notAfter: new Date(Date.now() + 90 * DAY),
       signingKey: this.caKey,
       publicKey: this.leafKeys.publicKey,
-      signingAlgorithm: ALG,
+      signingAlgorithm: this.caAlg,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),

@@ -1,6 +1,7 @@
 // What a sandbox provider needs from the vault proxy: open the session's listener (over the proxy's
 // control socket, which no sandbox can reach), and the environment and bind that lead a sandbox to it.
 // The sandbox sees stubs, the proxy variables and a CA bundle; never a value, never the CA key.
+// The kubernetes provider binds the session on the pod's sidecar instead (bindPodSession).
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import { GATEWAY_CREDENTIAL, gatewayStub } from '../lib/vault.ts';
@@ -11,7 +12,9 @@ import { sessionCredentials, sessionStubs } from './sessions.ts';
 
 export { SANDBOX_PROXY_ADDR, SANDBOX_VAULT_DIR, vaultRunDir } from './paths.ts';
 
-class ProxyUnreachable extends Error {}
+export class ProxyUnreachable extends Error {
+  override name = 'ProxyUnreachable';
+}
 
 function control(runDir: string, method: 'PUT' | 'DELETE', sessionId: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -47,8 +50,18 @@ export interface DoorOptions {
   gatewayApiKey?: string;
 }
 
-export async function prepareSandboxVault(opts: DoorOptions): Promise<SandboxVault> {
-  await control(opts.runDir, 'PUT', opts.sessionId);
+export interface VaultEnvOptions {
+  sessionId: string;
+  gatewayUrl?: string;
+  gatewayApiKey?: string;
+  /** Where the CA bundle is inside the sandbox; unset when the sandbox's image sets the variables itself
+   * (the Kubernetes harness entrypoint builds its bundle from the berth-ca ConfigMap). */
+  caBundle?: string;
+}
+
+/** The session's credential stubs, the gateway's alias and the proxy variables (127.0.0.1:3128 in
+ * both backends); never a value. */
+export async function sandboxVaultEnv(opts: VaultEnvOptions): Promise<Record<string, string>> {
   const { credentials } = await sessionCredentials(opts.sessionId);
   const stubs = await sessionStubs(opts.sessionId, credentials);
   const env: Record<string, string> = {};
@@ -56,16 +69,21 @@ export async function prepareSandboxVault(opts: DoorOptions): Promise<SandboxVau
   if (opts.gatewayApiKey) env[GATEWAY_CREDENTIAL] = gatewayStub(opts.gatewayApiKey, opts.sessionId);
   if (opts.gatewayUrl) env.LITELLM_BASE_URL = `http://${SANDBOX_GATEWAY_HOST}${new URL(opts.gatewayUrl).pathname.replace(/\/$/, '')}`;
   const proxyUrl = `http://${SANDBOX_PROXY_ADDR}`;
-  const bundle = `${SANDBOX_VAULT_DIR}/${CA_BUNDLE_NAME}`;
   Object.assign(env, {
     HTTPS_PROXY: proxyUrl, HTTP_PROXY: proxyUrl, https_proxy: proxyUrl, http_proxy: proxyUrl,
     NO_PROXY: 'localhost,127.0.0.1,::1', no_proxy: 'localhost,127.0.0.1,::1',
     // Node ≥ 22.21 / 24 honour the proxy variables in fetch with this set; older Node needs an agent.
     NODE_USE_ENV_PROXY: '1',
-    SSL_CERT_FILE: bundle, NODE_EXTRA_CA_CERTS: bundle, REQUESTS_CA_BUNDLE: bundle, CURL_CA_BUNDLE: bundle, GIT_SSL_CAINFO: bundle,
   });
+  const bundle = opts.caBundle;
+  if (bundle) Object.assign(env, { SSL_CERT_FILE: bundle, NODE_EXTRA_CA_CERTS: bundle, REQUESTS_CA_BUNDLE: bundle, CURL_CA_BUNDLE: bundle, GIT_SSL_CAINFO: bundle });
+  return env;
+}
+
+export async function prepareSandboxVault(opts: DoorOptions): Promise<SandboxVault> {
+  await control(opts.runDir, 'PUT', opts.sessionId);
   return {
-    env,
+    env: await sandboxVaultEnv({ ...opts, caBundle: `${SANDBOX_VAULT_DIR}/${CA_BUNDLE_NAME}` }),
     hostDir: sessionSocketDir(opts.runDir, opts.sessionId),
     bridge: `${SANDBOX_PROXY_ADDR}=unix:${SANDBOX_VAULT_DIR}/${PROXY_SOCKET_NAME}`,
   };
@@ -93,4 +111,39 @@ export async function closeSandboxVault(runDir: string, sessionId: string): Prom
     // No proxy runs: remove the directory, so the next proxy start does not reopen the listener.
     rmSync(sessionSocketDir(runDir, sessionId), { recursive: true, force: true });
   }
+}
+
+export interface PodBinding {
+  /** The pod's IP. */
+  host: string;
+  /** The sidecar's control port (VAULT_PROXY_CONTROL_LISTEN in the pod, BERTH_K8S_VAULT_PROXY_CONTROL_PORT here). */
+  port: number;
+  token: string;
+  sessionId: string;
+}
+
+/**
+ * Binds the session to a sandbox pod's vault proxy sidecar (pod mode, vault-proxy/pod.ts); idempotent.
+ * Fails with ProxyUnreachable when nothing answers (worth retrying), else with the sidecar's reason.
+ */
+export function bindPodSession(b: PodBinding): Promise<void> {
+  const where = `the vault proxy at ${b.host}:${b.port}`;
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: b.host, port: b.port, method: 'PUT', path: `/session/${encodeURIComponent(b.sessionId)}`, headers: { authorization: `Bearer ${b.token}` } },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => {
+          if (res.statusCode === 200) return resolve();
+          const body = Buffer.concat(parts).toString().slice(0, 500);
+          const hint = res.statusCode === 401 ? ' (VAULT_PROXY_CONTROL_TOKEN differs from the one in the berth-vault-proxy Secret)' : '';
+          reject(new Error(`${where} refused to bind session ${b.sessionId}: ${res.statusCode}${hint} ${body}`));
+        });
+      },
+    );
+    req.on('error', (err) => reject(new ProxyUnreachable(`${where} does not answer: ${err.message}`)));
+    req.setTimeout(5_000, () => req.destroy(new Error('timed out')));
+    req.end();
+  });
 }

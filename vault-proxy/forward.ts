@@ -44,6 +44,11 @@ export class SessionUnavailable extends Error {
   override name = 'SessionUnavailable';
 }
 
+/** Pod mode: no session has been bound to this pod's proxy yet, so nothing is forwarded. */
+export class SessionNotBound extends Error {
+  override name = 'SessionNotBound';
+}
+
 export function refusal(res: http.ServerResponse | Socket, status: number, code: string, message: string, rule: string): void {
   const body = JSON.stringify({ error: { code, message, details: { rule } } });
   const head =

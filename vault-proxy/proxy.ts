@@ -1,13 +1,14 @@
 // One session's proxy listener. Which session a request belongs to is decided by the listener it came
 // in on: each session has its own unix socket, in a directory only that session's sandbox has bound
-// (see docs in vault-proxy/README.md), so a sandbox cannot speak for another session.
+// (see docs in vault-proxy/README.md), so a sandbox cannot speak for another session. In pod mode
+// the listener is the pod's loopback TCP port and the session is the one the worker bound (pod.ts).
 import http from 'node:http';
 import type https from 'node:https';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { CertificateAuthority } from './ca.ts';
 import { decideEgress } from './egress.ts';
-import { SessionUnavailable, forwardRequest, forwardUpgrade, realTarget, refusal, type SessionView, type Target } from './forward.ts';
+import { SessionNotBound, SessionUnavailable, forwardRequest, forwardUpgrade, realTarget, refusal, type SessionView, type Target } from './forward.ts';
 import type { Recorder } from './record.ts';
 import type { Logger } from '../lib/log.ts';
 
@@ -36,7 +37,8 @@ export class SessionProxy {
   private readonly sockets = new Set<Socket>();
 
   constructor(
-    readonly sessionId: string,
+    /** For logs: the session this listener serves (pod mode: known once bound). */
+    private readonly sessionId: string | (() => string | undefined),
     private readonly load: () => Promise<SessionView>,
     private readonly deps: ProxyDeps,
   ) {
@@ -65,10 +67,11 @@ export class SessionProxy {
     }
   }
 
-  listen(socketPath: string): Promise<void> {
+  /** A unix socket path, or a TCP address (pod mode). */
+  listen(where: string | { host: string; port: number }): Promise<void> {
     return new Promise((resolve, reject) => {
       this.outer.once('error', reject);
-      this.outer.listen(socketPath, () => {
+      this.outer.listen(typeof where === 'string' ? { path: where } : where, () => {
         this.outer.off('error', reject);
         resolve();
       });
@@ -90,7 +93,8 @@ export class SessionProxy {
 
   private fail(reply: http.ServerResponse | Socket, err: unknown): void {
     if (err instanceof SessionUnavailable) return refusal(reply, 403, 'session_unavailable', err.message, 'session');
-    this.deps.log.error('proxy request failed', { sessionId: this.sessionId, err });
+    if (err instanceof SessionNotBound) return refusal(reply, 503, 'session_not_bound', err.message, 'session');
+    this.deps.log.error('proxy request failed', { sessionId: typeof this.sessionId === 'string' ? this.sessionId : this.sessionId(), err });
     refusal(reply, 502, 'proxy_failed', 'the Berth vault proxy could not handle this request', 'internal');
   }
 
@@ -127,7 +131,7 @@ export class SessionProxy {
     if (!decision.allowed) {
       if (decision.unresolved) return refusal(socket, 502, 'dns_unresolved', `cannot resolve ${auth.host}`, decision.rule);
       this.deps.recorder.record({
-        sessionId: this.sessionId, at: new Date(), host: upstream.host, method: 'CONNECT', path: '',
+        sessionId: view.sessionId, at: new Date(), host: upstream.host, method: 'CONNECT', path: '',
         credentialName: null, decision: 'blocked', rule: decision.rule,
       });
       return refusal(socket, 403, 'egress_denied', `Berth egress policy refuses ${auth.host} (rule ${decision.rule})`, decision.rule);

@@ -1,14 +1,16 @@
 // The `kubernetes` sandbox provider: one agent-sandbox SandboxClaim per session, taken from the
 // warm pool of the agent's harness (SandboxWarmPool <prefix><harness>, built from the
 // SandboxTemplate of the same name in k8s/). Claims carry no per-session settings so a warm pod is
-// adopted as is; the session's environment travels with every exec to sandboxd, which listens on
-// the pod IP. The workspace is the template's PVC: hibernate suspends the Sandbox (the pod goes,
+// adopted as is. Once the claim is Ready the worker binds the session on the pod's vault proxy
+// sidecar (its control port, with the shared token), and the session's environment, with credential
+// stubs and the proxy variables, travels with every exec to sandboxd at the pod IP. The workspace is the template's PVC: hibernate suspends the Sandbox (the pod goes,
 // the PVC stays) and ensure() resumes it. See docs/kubernetes.md.
 import { ApiException, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Config } from '../../lib/config.ts';
 import { KeyedMutex } from '../../lib/keyed-mutex.ts';
 import { db } from '../../lib/db.ts';
 import { createLogger } from '../../lib/log.ts';
+import { ProxyUnreachable, bindPodSession, sandboxVaultEnv } from '../../vault-proxy/client.ts';
 import type { SandboxProvider, SandboxRuntimeState, SandboxSpec } from './provider.ts';
 import { HttpSandboxdClient } from './sandboxd-client.ts';
 import {
@@ -42,6 +44,9 @@ export interface KubernetesSandboxOptions {
   warmPoolPrefix: string;
   sandboxdPort: number;
   readyTimeoutMs: number;
+  /** The vault proxy sidecar of every sandbox pod (pod mode): where the session is bound, with what
+   * token, and the gateway whose per-session stub the sandbox gets. */
+  vaultProxy: { controlPort: number; token: string; gatewayUrl?: string; gatewayApiKey?: string };
   /** Looks up a session's team, agent and harness; defaults to the database. */
   placement?: (sessionId: string) => Promise<SessionPlacement>;
   /** Told each time a readiness watch has to be reopened (cut connection, 410 Gone); logs by default. */
@@ -51,6 +56,10 @@ export interface KubernetesSandboxOptions {
 const HEALTH_TIMEOUT_MS = 2_000;
 
 export function kubernetesOptionsFromConfig(config: Config): KubernetesSandboxOptions {
+  const token = config.VAULT_PROXY_CONTROL_TOKEN;
+  if (!token) {
+    throw new Error('BERTH_SANDBOX_BACKEND=kubernetes needs VAULT_PROXY_CONTROL_TOKEN (the one in the berth-vault-proxy Secret) to bind sessions to their pods');
+  }
   const kube = new KubeConfig();
   if (config.BERTH_K8S_KUBECONFIG) kube.loadFromFile(config.BERTH_K8S_KUBECONFIG);
   else kube.loadFromCluster();
@@ -60,6 +69,7 @@ export function kubernetesOptionsFromConfig(config: Config): KubernetesSandboxOp
     warmPoolPrefix: config.BERTH_K8S_WARM_POOL_PREFIX,
     sandboxdPort: config.BERTH_K8S_SANDBOXD_PORT,
     readyTimeoutMs: config.BERTH_K8S_READY_TIMEOUT_S * 1000,
+    vaultProxy: { controlPort: config.BERTH_K8S_VAULT_PROXY_CONTROL_PORT, token, gatewayUrl: config.LITELLM_GATEWAY_URL, gatewayApiKey: config.LITELLM_API_KEY },
   };
 }
 
@@ -71,6 +81,7 @@ async function placementFromDb(sessionId: string): Promise<SessionPlacement> {
 
 export class KubernetesSandboxProvider implements SandboxProvider {
   private readonly api: CustomObjectsApi;
+  /** `env`: the spec's (the cache key); the client sends it with the vault's stubs and proxy variables. */
   private readonly clients = new Map<string, { podIP: string; env: Record<string, string>; client: HttpSandboxdClient }>();
   private readonly mutex = new KeyedMutex();
 
@@ -89,7 +100,9 @@ export class KubernetesSandboxProvider implements SandboxProvider {
       if (cached && sameEnv(cached.env, spec.env) && (await healthy(cached.client))) return { client: cached.client, started: 'no' as const };
       const deadline = Date.now() + this.options.readyTimeoutMs;
       const { ready, started } = await this.claimReady(spec.sessionId, deadline);
-      const client = this.clientFor(spec.sessionId, ready.podIP, spec.env);
+      // A new pod (first claim, wake, replacement) is anonymous until bound: bind before any exec.
+      await this.bindVault(spec.sessionId, ready, deadline);
+      const client = await this.clientFor(spec, ready.podIP);
       await this.untilHealthy(client, ready.sandboxName, deadline);
       return { client, started };
     });
@@ -219,12 +232,29 @@ export class KubernetesSandboxProvider implements SandboxProvider {
     throw new SandboxReadyTimeoutError(`Sandbox ${sandboxName} is Ready but sandboxd does not answer: ${why}`);
   }
 
-  private clientFor(sessionId: string, podIP: string, env: Record<string, string>): HttpSandboxdClient {
-    const cached = this.clients.get(sessionId);
-    if (cached?.podIP === podIP && sameEnv(cached.env, env)) return cached.client;
+  /** Binds the session on the pod's vault proxy (idempotent), waiting while the sidecar does not answer. */
+  private async bindVault(sessionId: string, ready: { podIP: string; sandboxName: string }, deadline: number): Promise<void> {
+    const { controlPort: port, token } = this.options.vaultProxy;
+    for (;;) {
+      try {
+        return await bindPodSession({ host: ready.podIP, port, token, sessionId });
+      } catch (err) {
+        if (!(err instanceof ProxyUnreachable)) throw err;
+        if (Date.now() > deadline) throw new SandboxReadyTimeoutError(`Sandbox ${ready.sandboxName} is Ready but ${err.message}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  private async clientFor(spec: SandboxSpec, podIP: string): Promise<HttpSandboxdClient> {
+    const cached = this.clients.get(spec.sessionId);
+    if (cached?.podIP === podIP && sameEnv(cached.env, spec.env)) return cached.client;
     cached?.client.close();
-    const client = new HttpSandboxdClient({ host: podIP, port: this.options.sandboxdPort }, { env });
-    this.clients.set(sessionId, { podIP, env, client });
+    const { gatewayUrl, gatewayApiKey } = this.options.vaultProxy;
+    // Stubs only: the values stay with the sidecar, which reads them from the vault itself.
+    const vaultEnv = await sandboxVaultEnv({ sessionId: spec.sessionId, gatewayUrl, gatewayApiKey });
+    const client = new HttpSandboxdClient({ host: podIP, port: this.options.sandboxdPort }, { env: { ...spec.env, ...vaultEnv } });
+    this.clients.set(spec.sessionId, { podIP, env: spec.env, client });
     return client;
   }
 

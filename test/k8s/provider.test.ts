@@ -1,6 +1,8 @@
 // The kubernetes sandbox provider against a real kube-apiserver and etcd (built by bin/setup-kube)
 // with the agent-sandbox v1beta1 CRDs applied. The test plays the agent-sandbox controller
-// (support/controller.ts): Ready status with a pod IP that leads to a real sandboxd on loopback.
+// (support/controller.ts): Ready status with a pod IP that leads to a real sandboxd on loopback and
+// a real vault proxy in pod mode beside it, which the provider binds to the session.
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -16,6 +18,10 @@ import type { SandboxdClient } from '../../activities/sandbox/provider.ts';
 import { freePort } from '../../bin/stack/ports.ts';
 import { parseConfig } from '../../lib/config.ts';
 import { closeDb, db } from '../../lib/db.ts';
+import { newId } from '../../lib/ids.ts';
+import { keyringFromEnv, seal } from '../../lib/vault.ts';
+import { CertificateAuthority, caFiles } from '../../vault-proxy/ca.ts';
+import { bindPodSession } from '../../vault-proxy/client.ts';
 import { playController, type PlayedController } from './support/controller.ts';
 import { compactEtcd, installAgentSandbox, repoRoot, startControlPlane, yamlDocs, type ControlPlane } from './support/control-plane.ts';
 import { startCutter, type Cutter } from './support/cutter.ts';
@@ -29,6 +35,12 @@ let controller: PlayedController;
 let cutter: Cutter;
 let provider: KubernetesSandboxProvider;
 let sandboxdPort: number;
+let vaultProxy: { controlPort: number; token: string };
+const vaultKey = `t1:${randomBytes(32).toString('base64')}`;
+const canary = `ghp_CANARY_${randomBytes(12).toString('hex')}`;
+const credName = `K8S_${randomBytes(3).toString('hex').toUpperCase()}`;
+// Sessions the provider makes sandboxes for exist in the database: their stubs come from there.
+const SESSIONS = ['ses_alpha', 'ses_beta', 'ses_gamma', 'ses_delta', 'ses_slow'];
 const restarts: string[] = [];
 const harnessOf: Record<string, string> = {};
 const placement = async (sessionId: string): Promise<SessionPlacement> => ({
@@ -46,8 +58,20 @@ beforeAll(async () => {
     const docs = yamlDocs(fs.readFileSync(path.join(repoRoot, 'k8s/base/sandboxes', file), 'utf8')) as { kind: string }[];
     for (const doc of docs) await plane.request('POST', `${ext}/${doc.kind.toLowerCase()}s`, doc);
   }
+  await seedSessions();
   sandboxdPort = await freePort();
-  controller = playController(plane, NS, sandboxdPort);
+  vaultProxy = { controlPort: await freePort(), token: randomBytes(32).toString('hex') };
+  const caDir = path.join(plane.dir, 'vault-ca');
+  await CertificateAuthority.loadOrCreate(caDir);
+  controller = playController(plane, NS, sandboxdPort, {
+    proxyPort: await freePort(),
+    controlPort: vaultProxy.controlPort,
+    env: {
+      PATH: process.env.PATH, BERTH_DATA_DIR: path.join(plane.dir, 'vault-data'), DATABASE_URL: inject('databaseUrl'), BERTH_VAULT_KEY: vaultKey,
+      VAULT_PROXY_CONTROL_TOKEN: vaultProxy.token,
+      VAULT_PROXY_CA_CERT: fs.readFileSync(caFiles(caDir).certFile, 'utf8'), VAULT_PROXY_CA_KEY: fs.readFileSync(caFiles(caDir).keyFile, 'utf8'),
+    },
+  });
   cutter = await startCutter({ host: '127.0.0.1', port: Number(new URL(plane.server).port) });
   provider = kubernetesSandboxProvider({
     kube: plane.kubeConfig(cutter.server),
@@ -55,6 +79,7 @@ beforeAll(async () => {
     warmPoolPrefix: 'berth-',
     sandboxdPort,
     readyTimeoutMs: 20_000,
+    vaultProxy,
     placement,
     onWatchRestart: (why) => restarts.push(why),
   });
@@ -70,6 +95,23 @@ afterAll(async () => {
   await cutter?.close();
   await plane?.stop();
 });
+
+async function seedSessions(): Promise<void> {
+  const team = await db().team.create({ data: { id: `team_prov${Date.now().toString(36)}`, name: 'k8s provider test' } });
+  const credId = newId('cred');
+  const sealed = seal(keyringFromEnv({ BERTH_VAULT_KEY: vaultKey }), canary, credId);
+  await db().credential.create({
+    data: { id: credId, teamId: team.id, name: credName, ciphertext: new Uint8Array(sealed.ciphertext), keyId: sealed.keyId, hosts: ['api.github.com'], inject: ['header'] },
+  });
+  const agent = await db().agent.create({ data: { id: newId('agt'), teamId: team.id, name: 'k8s', model: 'berth-demo', harness: 'builtin', credentialIds: [credId] } });
+  await db().session.createMany({ data: SESSIONS.map((id) => ({ id, teamId: team.id, agentId: agent.id })), skipDuplicates: true });
+}
+
+/** Binding another session on the pod's sidecar is refused only when it already serves `sessionId`. */
+async function expectBoundTo(podIP: string, sessionId: string): Promise<void> {
+  await bindPodSession({ host: podIP, port: vaultProxy.controlPort, token: vaultProxy.token, sessionId });
+  await expect(bindPodSession({ host: podIP, port: vaultProxy.controlPort, token: vaultProxy.token, sessionId: 'ses_intruder' })).rejects.toThrow(/409/);
+}
 
 async function run(client: SandboxdClient, command: string): Promise<string> {
   let out = '';
@@ -98,6 +140,12 @@ describe('kubernetes sandbox provider (real kube-apiserver, played controller)',
     expect(started).toBe('created');
     expect(await run(client, 'echo "$GREETING"; pwd')).toBe(`hello from k8s\n${controller.pods.get('berth-ses-alpha')!.workspace}\n`);
 
+    // The pod's vault proxy serves this session, and the sandbox holds the stub, never the value.
+    await expectBoundTo(controller.pods.get('berth-ses-alpha')!.ip, 'ses_alpha');
+    const { stub } = await db().credentialStub.findFirstOrThrow({ where: { sessionId: 'ses_alpha' } });
+    expect(await run(client, `printf '%s|%s|%s' "$${credName}" "$HTTPS_PROXY" "$NO_PROXY"`)).toBe(`${stub}|http://127.0.0.1:3128|localhost,127.0.0.1,::1`);
+    expect(await run(client, 'env')).not.toContain(canary);
+
     const claim = await getClaim('berth-ses-alpha');
     const labels = { 'app.kubernetes.io/managed-by': 'berth', 'berth.dev/team': 'team_acme', 'berth.dev/agent': 'agt_helper', 'berth.dev/session': 'ses_alpha' };
     expect(claim.metadata.labels).toEqual(labels);
@@ -124,6 +172,7 @@ describe('kubernetes sandbox provider (real kube-apiserver, played controller)',
     const woken = await provider.ensure({ sessionId: 'ses_alpha', env: {} });
     expect(woken.started).toBe('recreated');
     expect(controller.pods.get('berth-ses-alpha')!.ip).not.toBe(ipBefore);
+    await expectBoundTo(controller.pods.get('berth-ses-alpha')!.ip, 'ses_alpha'); // a new pod: bound again
     expect((await woken.client.readFile('notes.txt')).toString()).toBe('kept across hibernation');
     expect(await provider.state('ses_alpha')).toBe('running');
   });
@@ -196,6 +245,7 @@ describe('kubernetes sandbox provider (real kube-apiserver, played controller)',
       warmPoolPrefix: 'berth-',
       sandboxdPort,
       readyTimeoutMs: 1_500,
+      vaultProxy,
       placement,
     });
     await controller.hold();
@@ -218,7 +268,11 @@ describe('kubernetes sandbox provider (real kube-apiserver, played controller)',
 
     const kubeconfig = path.join(plane.dir, 'kubeconfig.yaml');
     fs.writeFileSync(kubeconfig, plane.kubeConfig().exportConfig(), { mode: 0o600 });
-    const config = parseConfig({ BERTH_K8S_KUBECONFIG: kubeconfig, BERTH_K8S_NAMESPACE: NS, BERTH_K8S_SANDBOXD_PORT: String(sandboxdPort), BERTH_K8S_READY_TIMEOUT_S: '20' });
+    const config = parseConfig({
+      BERTH_K8S_KUBECONFIG: kubeconfig, BERTH_K8S_NAMESPACE: NS, BERTH_K8S_SANDBOXD_PORT: String(sandboxdPort), BERTH_K8S_READY_TIMEOUT_S: '20',
+      BERTH_K8S_VAULT_PROXY_CONTROL_PORT: String(vaultProxy.controlPort), VAULT_PROXY_CONTROL_TOKEN: vaultProxy.token,
+    });
+    expect(() => kubernetesOptionsFromConfig({ ...config, VAULT_PROXY_CONTROL_TOKEN: undefined })).toThrow(/needs VAULT_PROXY_CONTROL_TOKEN/);
     const fromConfig = kubernetesSandboxProvider(kubernetesOptionsFromConfig(config));
     try {
       const { client, started } = await fromConfig.ensure({ sessionId: ids.session, env: {} });

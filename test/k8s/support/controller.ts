@@ -1,13 +1,15 @@
 // Plays the agent-sandbox controller against the real API server, the way v0.5.6 reports status:
 // a claim against a missing pool or template gets Ready=False WarmPoolNotFound/TemplateNotFound;
 // otherwise it gets a Sandbox (from the template) whose "pod" is a real sandboxd listening on a
-// loopback address of its own, with the workspace in a directory that stands for the PVC.
+// loopback address of its own, with the workspace in a directory that stands for the PVC, and the
+// vault proxy sidecar in pod mode on the same address (proxy and control ports from `sidecar`).
 // Suspending the Sandbox stops sandboxd (the workspace stays); resuming starts it again on a new
 // address, as a new pod gets a new IP. Deleting the claim takes the Sandbox and its workspace, and
 // so does its expiry (ClaimExpired), which keeps the claim itself.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnLogged, waitReady, type ChildHandle } from '../../../bin/stack/child.ts';
+import { startPodVaultProxy } from '../../../bin/stack/vault-proxy.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { requireTool } from './control-plane.ts';
 
@@ -27,6 +29,14 @@ interface Pod {
   ip: string;
   workspace: string;
   sandboxd?: ChildHandle;
+  vaultProxy?: ChildHandle;
+}
+
+/** The pod's vault proxy sidecar: its environment (database, vault key, token, CA) and ports. */
+export interface Sidecar {
+  env: NodeJS.ProcessEnv;
+  proxyPort: number;
+  controlPort: number;
 }
 
 export interface PlayedController {
@@ -38,7 +48,7 @@ export interface PlayedController {
   stop(): Promise<void>;
 }
 
-export function playController(plane: ControlPlane, namespace: string, sandboxdPort: number): PlayedController {
+export function playController(plane: ControlPlane, namespace: string, sandboxdPort: number, sidecar: Sidecar): PlayedController {
   const pods = new Map<string, Pod>();
   let held = false;
   const idle: (() => void)[] = [];
@@ -65,7 +75,18 @@ export function playController(plane: ControlPlane, namespace: string, sandboxdP
       args: ['--listen', `tcp:${pod.ip}:${sandboxdPort}`, '--workspace', pod.workspace],
       logPath: path.join(plane.dir, `sandboxd-${name}.log`),
     });
-    await waitReady(pod.sandboxd, async () => (await fetch(`http://${pod.ip}:${sandboxdPort}/health`)).ok, 10_000);
+    const env = { ...sidecar.env, VAULT_PROXY_LISTEN: `${pod.ip}:${sidecar.proxyPort}`, VAULT_PROXY_CONTROL_LISTEN: `${pod.ip}:${sidecar.controlPort}` };
+    const [vaultProxy] = await Promise.all([
+      startPodVaultProxy({ env, logPath: path.join(plane.dir, `vault-proxy-${name}.log`) }),
+      waitReady(pod.sandboxd, async () => (await fetch(`http://${pod.ip}:${sandboxdPort}/health`)).ok, 10_000),
+    ]);
+    pod.vaultProxy = vaultProxy;
+  }
+
+  async function stopPod(pod: Pod): Promise<void> {
+    await Promise.all([pod.sandboxd?.stop(2_000), pod.vaultProxy?.stop(2_000)]);
+    pod.sandboxd = undefined;
+    pod.vaultProxy = undefined;
   }
 
   async function reconcileClaim(claim: Obj): Promise<void> {
@@ -111,8 +132,7 @@ export function playController(plane: ControlPlane, namespace: string, sandboxdP
     if (!pod) return;
     const generation = sandbox.metadata.generation ?? 1;
     if (sandbox.spec.operatingMode === 'Suspended' && pod.sandboxd) {
-      await pod.sandboxd.stop(2_000);
-      pod.sandboxd = undefined;
+      await stopPod(pod);
       const condition = ready('False', 'SandboxSuspended', 'Sandbox is suspended', generation);
       const suspended = { ...condition, type: 'Suspended', status: 'True', reason: 'PodTerminated' };
       await patchStatus(core, 'sandboxes', name, { conditions: [condition, suspended], podIPs: null });
@@ -125,7 +145,7 @@ export function playController(plane: ControlPlane, namespace: string, sandboxdP
 
   // No garbage collector runs here: do what the owner references would (Sandbox, pod, PVC go).
   async function removePod(name: string, pod: Pod): Promise<void> {
-    await pod.sandboxd?.stop(2_000);
+    await stopPod(pod);
     pods.delete(name);
     await plane.request('DELETE', `${core}/namespaces/${namespace}/sandboxes/${name}`).catch(() => undefined);
     fs.rmSync(pod.workspace, { recursive: true, force: true });
@@ -162,7 +182,7 @@ export function playController(plane: ControlPlane, namespace: string, sandboxdP
     async stop() {
       stopped = true;
       await loop;
-      for (const pod of pods.values()) await pod.sandboxd?.stop(2_000);
+      for (const pod of pods.values()) await stopPod(pod);
     },
   };
 }
