@@ -11,7 +11,9 @@
 #   BERTH_SANDBOX_INSTANCE (m6i.2xlarge)  BERTH_SANDBOX_NODES_MIN (1)  BERTH_SANDBOX_NODES_MAX (10)
 #   DATABASE_URL* (RDS Postgres)  TEMPORAL_ADDRESS* (host:port)  BERTH_VAULT_KEY*  BERTH_ADMIN_API_KEY*
 #   LITELLM_MASTER_KEY*  OPENAI_API_KEY / ANTHROPIC_API_KEY … (optional, passed to the gateway)
-#   BERTH_VAULT_CA_CERT* and BERTH_VAULT_CA_KEY* (paths to the vault proxy's CA pair)
+#   BERTH_VAULT_CA_CERT and BERTH_VAULT_CA_KEY (paths to the vault proxy's CA pair, EC P-256 or RSA;
+#   unset: the pair already in the cluster is kept, or a new EC pair is made on the first run)
+#   VAULT_PROXY_CONTROL_TOKEN (unset: the one in the cluster is kept, or one is generated)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLUSTER=${BERTH_EKS_CLUSTER:-berth}
@@ -22,10 +24,10 @@ RELEASES=https://github.com/kubernetes-sigs/agent-sandbox/releases/download
 
 step() { printf '\033[1meks-up:\033[0m %s\n' "$*" >&2; }
 die() { echo "eks-up: $*" >&2; exit 1; }
-for tool in aws eksctl kubectl docker git; do
+for tool in aws eksctl kubectl docker git openssl; do
   command -v "$tool" >/dev/null || die "$tool is not installed (see docs/deploy-aws.md)"
 done
-for var in DATABASE_URL TEMPORAL_ADDRESS BERTH_VAULT_KEY BERTH_ADMIN_API_KEY LITELLM_MASTER_KEY BERTH_VAULT_CA_CERT BERTH_VAULT_CA_KEY; do
+for var in DATABASE_URL TEMPORAL_ADDRESS BERTH_VAULT_KEY BERTH_ADMIN_API_KEY LITELLM_MASTER_KEY; do
   [ -n "${!var:-}" ] || die "set $var (see docs/deploy-aws.md)"
 done
 
@@ -97,11 +99,28 @@ secret() { # namespace name KEY... (values from this environment, through a file
   kc -n "$ns" create secret generic "$name" --from-env-file="$file" --dry-run=client -o yaml | kc apply -f -
   rm -f "$file"
 }
-export LITELLM_API_KEY=$LITELLM_MASTER_KEY # read by `secret` through ${!key}
-secret berth berth-secrets DATABASE_URL BERTH_VAULT_KEY LITELLM_API_KEY BERTH_ADMIN_API_KEY
+# The vault proxy's Secret: what is already in the cluster is kept unless given here.
+vp=$(mktemp -d); chmod 700 "$vp"
+existing() { kc -n berth-sandboxes get secret berth-vault-proxy -o "jsonpath={.data.$1}" 2>/dev/null | base64 -d; }
+VAULT_PROXY_CONTROL_TOKEN=${VAULT_PROXY_CONTROL_TOKEN:-$(existing VAULT_PROXY_CONTROL_TOKEN)}
+VAULT_PROXY_CONTROL_TOKEN=${VAULT_PROXY_CONTROL_TOKEN:-$(openssl rand -hex 32)}
+if [ -n "${BERTH_VAULT_CA_CERT:-}" ] && [ -n "${BERTH_VAULT_CA_KEY:-}" ]; then
+  cp "$BERTH_VAULT_CA_CERT" "$vp/VAULT_PROXY_CA_CERT"; cp "$BERTH_VAULT_CA_KEY" "$vp/VAULT_PROXY_CA_KEY"
+elif [ -n "$(existing VAULT_PROXY_CA_KEY)" ]; then
+  existing VAULT_PROXY_CA_CERT >"$vp/VAULT_PROXY_CA_CERT"; existing VAULT_PROXY_CA_KEY >"$vp/VAULT_PROXY_CA_KEY"
+else
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=Berth vault proxy CA" -addext basicConstraints=critical,CA:TRUE,pathlen:0 \
+    -addext keyUsage=critical,keyCertSign,cRLSign -keyout "$vp/VAULT_PROXY_CA_KEY" -out "$vp/VAULT_PROXY_CA_CERT" 2>/dev/null
+fi
+export LITELLM_API_KEY=$LITELLM_MASTER_KEY VAULT_PROXY_CONTROL_TOKEN # read by `secret` through ${!key}
+secret berth berth-secrets DATABASE_URL BERTH_VAULT_KEY LITELLM_API_KEY BERTH_ADMIN_API_KEY VAULT_PROXY_CONTROL_TOKEN
 secret berth berth-litellm LITELLM_MASTER_KEY OPENAI_API_KEY ANTHROPIC_API_KEY GEMINI_API_KEY MISTRAL_API_KEY
-secret berth-sandboxes berth-vault-proxy DATABASE_URL BERTH_VAULT_KEY
-kc -n berth-sandboxes create configmap berth-ca --from-file=ca.crt="$BERTH_VAULT_CA_CERT" --dry-run=client -o yaml | kc apply -f -
+# PEM has several lines, so this Secret is made from one file per key rather than an env file.
+for key in DATABASE_URL BERTH_VAULT_KEY LITELLM_API_KEY VAULT_PROXY_CONTROL_TOKEN; do printf '%s' "${!key}" >"$vp/$key"; done
+kc -n berth-sandboxes create secret generic berth-vault-proxy --from-file="$vp" --dry-run=client -o yaml | kc apply -f -
+kc -n berth-sandboxes create configmap berth-ca --from-file=ca.crt="$vp/VAULT_PROXY_CA_CERT" --dry-run=client -o yaml | kc apply -f -
+rm -rf "$vp"
 
 step "applying k8s/overlays/eks"
 work=$(mktemp -d)

@@ -65,9 +65,12 @@ kc apply -f k8s/base/namespaces.yaml
 pg_password=$(kept postgres-password openssl rand -hex 24)
 master_key=sk-$(kept litellm-master-key openssl rand -hex 24)
 vault_key=$(kept vault-key openssl rand -base64 32)
+# The worker binds each sandbox pod's vault proxy to its session with this token.
+control_token=$(kept vault-proxy-token openssl rand -hex 32)
 if [ ! -s "$STATE/ca.key" ]; then
-  (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Berth vault proxy CA" \
-    -keyout "$STATE/ca.key" -out "$STATE/ca.crt" 2>/dev/null)
+  (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=Berth vault proxy CA" -addext basicConstraints=critical,CA:TRUE,pathlen:0 \
+    -addext keyUsage=critical,keyCertSign,cRLSign -keyout "$STATE/ca.key" -out "$STATE/ca.crt" 2>/dev/null)
 fi
 env_file() { # name then KEY=value lines on stdin; prints the file's path
   local file="$STATE/$1.env"
@@ -81,13 +84,20 @@ DATABASE_URL=postgresql://berth:$pg_password@postgres.berth.svc.cluster.local:54
 BERTH_VAULT_KEY=$vault_key
 LITELLM_API_KEY=$master_key
 BERTH_ADMIN_API_KEY=$(kept admin-api-key openssl rand -hex 32)
+VAULT_PROXY_CONTROL_TOKEN=$control_token
 EOF
 )"
-apply_secret berth-sandboxes berth-vault-proxy "$(env_file vault-proxy <<EOF
-DATABASE_URL=postgresql://berth:$pg_password@postgres.berth.svc.cluster.local:5432/berth
-BERTH_VAULT_KEY=$vault_key
-EOF
-)"
+# The sidecar's Secret holds PEM (several lines), so it is made from one file per key, not an env file.
+vp="$STATE/vault-proxy.d"
+(umask 077 && mkdir -p "$vp")
+put() { (umask 077 && printf '%s' "$2" >"$vp/$1"); }
+put DATABASE_URL "postgresql://berth:$pg_password@postgres.berth.svc.cluster.local:5432/berth"
+put BERTH_VAULT_KEY "$vault_key"
+put LITELLM_API_KEY "$master_key"
+put VAULT_PROXY_CONTROL_TOKEN "$control_token"
+put VAULT_PROXY_CA_CERT "$(cat "$STATE/ca.crt")"
+put VAULT_PROXY_CA_KEY "$(cat "$STATE/ca.key")"
+kc -n berth-sandboxes create secret generic berth-vault-proxy --from-file="$vp" --dry-run=client -o yaml | kc apply -f -
 kc -n berth-sandboxes create configmap berth-ca --from-file=ca.crt="$STATE/ca.crt" --dry-run=client -o yaml | kc apply -f -
 
 step "applying k8s/overlays/kind"

@@ -117,7 +117,7 @@ describe('docker-compose.yml', () => {
       env: { PATH, HOME, DOCKER_CONFIG: dockerConfig, ...env },
     });
   };
-  const secrets = { POSTGRES_PASSWORD: 'pw-test', LITELLM_MASTER_KEY: 'sk-test', BERTH_VAULT_KEY: 'a2V5', BERTH_ADMIN_API_KEY: 'admin-test-key-1234' };
+  const secrets = { POSTGRES_PASSWORD: 'pw-test', LITELLM_MASTER_KEY: 'sk-test', BERTH_VAULT_KEY: 'a2V5', BERTH_ADMIN_API_KEY: 'admin-test-key-1234', VAULT_PROXY_CONTROL_TOKEN: 'token-test' };
 
   it('`docker compose config` accepts it; migrate completes before web and worker start', async () => {
     const { stdout } = await compose(secrets);
