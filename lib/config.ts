@@ -6,7 +6,10 @@ import type { SessionLimits } from './types.ts';
 
 const seconds = (def: number) => z.coerce.number().positive().default(def);
 const port = (def: number) => z.coerce.number().int().min(1).max(65535).default(def);
-const hostPort = z.string().regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port (e.g. 127.0.0.1:3128)');
+const hostPort = z
+  .string()
+  .regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port (e.g. 127.0.0.1:3128)')
+  .refine((v) => Number(v.split(':')[1]) >= 1 && Number(v.split(':')[1]) <= 65535, 'the port must be 1-65535');
 const pem = (label: string) => z.string().includes(`${label}-----`, { message: `expected PEM text with a ${label} block` });
 const bool = (def: boolean) =>
   z.enum(['true', 'false', '1', '0']).default(def ? 'true' : 'false').transform((v) => v === 'true' || v === '1');
@@ -63,6 +66,9 @@ export const configSchema = z.object({
   // session on this TCP address instead of unix sockets, and takes its session from the control port.
   VAULT_PROXY_LISTEN: hostPort.optional(),
   VAULT_PROXY_CONTROL_LISTEN: hostPort.default('0.0.0.0:3129'),
+  // Pod mode: where the bound session id is kept, so a restarted sidecar still serves it (the pod's
+  // emptyDir /tmp outlives a container restart). Unset: the binding lives in memory only.
+  VAULT_PROXY_SESSION_FILE: z.string().min(1).optional(),
   // Shared by the pod's proxy and the worker (which binds sessions with it): the NetworkPolicy alone
   // is not authentication, since the sandbox shares the pod's network namespace.
   VAULT_PROXY_CONTROL_TOKEN: z.string().min(32, 'use at least 32 characters (openssl rand -hex 32)').optional(),

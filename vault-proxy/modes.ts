@@ -50,6 +50,7 @@ export async function startPodMode(config: Config, listen: string, deps: ModeDep
     listen: parseHostPort(listen),
     controlListen: parseHostPort(config.VAULT_PROXY_CONTROL_LISTEN),
     controlToken: token!,
+    sessionFile: config.VAULT_PROXY_SESSION_FILE,
   });
   await service.start();
   return service;

@@ -3,9 +3,11 @@
 // (every request is refused with 503 session_not_bound, never forwarded) until the worker binds the
 // session on the control port: `PUT /session/<id>` with `Authorization: Bearer <control token>`.
 // A pod serves one session for its whole life: binding the same session again is a no-op, another
-// one is 409. The sandbox shares the pod's network namespace and can reach the control port too,
+// one is 409. With a session file the binding outlives a restart of the sidecar (the file sits on
+// the pod's emptyDir, which the harness container does not mount). The sandbox shares the pod's network namespace and can reach the control port too,
 // which is why the token (which it never sees) and not the NetworkPolicy is what authenticates.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { SessionNotBound, type SessionView } from './forward.ts';
@@ -22,6 +24,8 @@ export interface PodProxyOptions extends ProxyDeps {
   listen: HostPort;
   controlListen: HostPort;
   controlToken: string;
+  /** Keeps the bound session id across restarts of the proxy. */
+  sessionFile?: string;
   load: (sessionId: string) => Promise<SessionView>;
 }
 
@@ -61,6 +65,13 @@ export class PodProxyService {
 
   /** Opens the control port first: once the proxy port answers (the readiness probe), both do. */
   async start(): Promise<void> {
+    const file = this.opts.sessionFile;
+    if (file && existsSync(file)) {
+      const kept = readFileSync(file, 'utf8').trim();
+      if (!SESSION_ID.test(kept)) throw new Error(`VAULT_PROXY_SESSION_FILE ${file} holds no session id`);
+      this.sessionId = kept;
+      this.opts.log.info('session bound before a restart', { sessionId: kept });
+    }
     await new Promise<void>((resolve, reject) => {
       this.control.once('error', reject).listen(this.opts.controlListen, () => {
         this.control.off('error', reject);
@@ -84,6 +95,13 @@ export class PodProxyService {
     return this.opts.load(this.sessionId);
   }
 
+  private keep(sessionId: string): void {
+    const file = this.opts.sessionFile;
+    if (!file) return;
+    writeFileSync(`${file}.tmp`, sessionId, { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
+  }
+
   private onControl(req: http.IncomingMessage, res: http.ServerResponse): void {
     req.resume();
     const url = new URL(req.url ?? '/', 'http://control');
@@ -102,6 +120,12 @@ export class PodProxyService {
       return error(res, 409, 'already_bound', `this sandbox pod already serves session ${this.sessionId}; a pod is never reused for another session`);
     }
     if (!this.sessionId) {
+      try {
+        this.keep(sessionId);
+      } catch (err) {
+        this.opts.log.error('cannot keep the binding', { sessionId, err });
+        return error(res, 500, 'internal', `the vault proxy cannot write VAULT_PROXY_SESSION_FILE: ${(err as Error).message}`);
+      }
       this.sessionId = sessionId;
       this.opts.log.info('session bound', { sessionId });
     }

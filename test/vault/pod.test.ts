@@ -1,7 +1,7 @@
 // The vault proxy in pod mode (a Kubernetes sandbox pod's sidecar), as a real process on TCP ports
 // against the test stack's Postgres: it forwards nothing until the worker binds its one session on
 // the control port with the shared token, then swaps stubs and scrubs responses like the unix-socket
-// listener; its CA comes from the environment.
+// listener; its CA comes from the environment; a restarted proxy keeps its session (session file).
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -56,6 +56,7 @@ beforeAll(async () => {
   env = {
     PATH: process.env.PATH, BERTH_DATA_DIR: path.join(tmp.dir, 'data'), DATABASE_URL: inject('databaseUrl'), BERTH_VAULT_KEY: vaultKey,
     VAULT_EXTRA_CA_FILE: upstream.caFile,
+    VAULT_PROXY_SESSION_FILE: path.join(tmp.dir, 'session'),
     VAULT_PROXY_LISTEN: `127.0.0.1:${proxyPort}`, VAULT_PROXY_CONTROL_LISTEN: `127.0.0.1:${controlPort}`, VAULT_PROXY_CONTROL_TOKEN: token,
     VAULT_PROXY_CA_CERT: readFileSync(caFiles(caDir).certFile, 'utf8'), VAULT_PROXY_CA_KEY: readFileSync(caFiles(caDir).keyFile, 'utf8'),
   };
@@ -127,6 +128,13 @@ describe('the vault proxy in pod mode', () => {
       rows = await db().interception.findMany({ where: { sessionId } });
     }
     expect(rows[0]).toMatchObject({ host: 'localhost', path: '/reflect', credentialName: credName, decision: 'swapped' });
+  });
+
+  it('keeps serving its session after a restart, through the session file', async () => {
+    await proxy.stop(5_000);
+    proxy = await startPodVaultProxy({ env, logPath: path.join(ARTIFACTS, `vault-pod-${path.basename(tmp.dir)}.log`) });
+    expect((await plainEcho()).status).toBe(200);
+    expect((await bind('ses_someoneelse', `Bearer ${token}`)).status).toBe(409);
   });
 
   it('does not start in pod mode without its token and CA', async () => {
