@@ -3,8 +3,9 @@
 // SandboxTemplate of the same name in k8s/). Claims carry no per-session settings so a warm pod is
 // adopted as is. Once the claim is Ready the worker binds the session on the pod's vault proxy
 // sidecar (its control port, with the shared token), and the session's environment, with credential
-// stubs and the proxy variables, travels with every exec to sandboxd at the pod IP. The workspace is the template's PVC: hibernate suspends the Sandbox (the pod goes,
-// the PVC stays) and ensure() resumes it. See docs/kubernetes.md.
+// stubs and the proxy variables, travels with every exec to sandboxd at the pod IP. The workspace
+// is the template's PVC: hibernate suspends the Sandbox (the pod goes, the PVC stays) and ensure()
+// resumes it. See docs/kubernetes.md.
 import { ApiException, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Config } from '../../lib/config.ts';
 import { KeyedMutex } from '../../lib/keyed-mutex.ts';
