@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ROOT } from '../../bin/stack/berth.ts';
@@ -144,5 +145,30 @@ describe('the vault proxy in pod mode', () => {
       code: 78,
       stderr: expect.stringContaining('pod mode (VAULT_PROXY_LISTEN is set) needs VAULT_PROXY_CONTROL_TOKEN, VAULT_PROXY_CA_KEY'),
     });
+  });
+});
+
+describe('the CA from PEM (the Secret)', () => {
+  it('signs leaves with an operator-made RSA CA too, and refuses a key that is not the certificate\'s', async () => {
+    const files = (name: string) => ({ keyout: path.join(tmp.dir, `${name}.key`), out: path.join(tmp.dir, `${name}.crt`) });
+    const rsa = files('rsa-ca');
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '30', '-subj', '/CN=Operator CA', '-keyout', rsa.keyout, '-out', rsa.out]);
+    const rsaCert = readFileSync(rsa.out, 'utf8');
+    const ca = await CertificateAuthority.fromPem(rsaCert, readFileSync(rsa.keyout, 'utf8'));
+    const server = tls.createServer({ SNICallback: (host, cb) => void ca.contextFor(host).then((c) => cb(null, c), cb) }, (s) => s.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const text = await new Promise<string>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, servername: 'api.example.test', ca: rsaCert }, () => s.once('data', (d) => resolve(d.toString())));
+      s.on('error', reject);
+    });
+    server.close();
+    expect(text).toBe('ok');
+
+    const other = files('other-ca');
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '30', '-subj', '/CN=Other', '-keyout', other.keyout, '-out', other.out]);
+    await expect(CertificateAuthority.fromPem(rsaCert, readFileSync(other.keyout, 'utf8'), 'VAULT_PROXY_CA_CERT/VAULT_PROXY_CA_KEY')).rejects.toThrow(
+      'VAULT_PROXY_CA_CERT/VAULT_PROXY_CA_KEY: the private key does not belong to the certificate',
+    );
   });
 });
