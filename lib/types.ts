@@ -40,6 +40,8 @@ export interface CarriedState {
   turn: number;
   queue: QueuedMessage[];
   sandbox: SandboxState;
+  /** The last answers to sendMessage by update id (Idempotency-Key), oldest first. */
+  answered?: [string, { messageId: string; seq: number; turn: number }][];
 }
 
 export interface SessionInput {

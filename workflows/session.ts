@@ -8,6 +8,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  currentUpdateInfo,
   isCancellation,
   proxyActivities,
   setCurrentDetails,
@@ -31,6 +32,9 @@ import {
 export * from './messages.ts';
 
 type Activities = ReturnType<typeof createActivities>;
+
+/** How many sendMessage answers a run carries into the next (a few kB of state). */
+const REMEMBERED_ANSWERS = 100;
 
 export async function sessionWorkflow(input: SessionInput): Promise<void> {
   const { sessionId, agent, limits } = input;
@@ -62,13 +66,24 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
   let turnScope: CancellationScope | undefined;
   let abortReason = 'aborted by request';
 
+  // Temporal answers a repeated update id itself, but only within one run: across continue-as-new
+  // the workflow remembers its last answers, so a retried request is still one message.
+  const answered = new Map(state.answered ?? []);
   setHandler(
     sendMessageUpdate,
     ({ content }) => {
+      const updateId = currentUpdateInfo()?.id;
+      const earlier = updateId === undefined ? undefined : answered.get(updateId);
+      if (earlier) return earlier;
       const turn = state.turn + state.queue.length + 1; // the turn that will answer it
       const msg: QueuedMessage = { messageId: `msg_${uuid4().replace(/-/g, '')}`, seq: state.nextSeq++, content };
       state.queue.push(msg);
-      return { messageId: msg.messageId, seq: msg.seq, turn };
+      const result = { messageId: msg.messageId, seq: msg.seq, turn };
+      if (updateId !== undefined) {
+        answered.set(updateId, result);
+        if (answered.size > REMEMBERED_ANSWERS) answered.delete(answered.keys().next().value!);
+      }
+      return result;
     },
     {
       validator: (arg) => {
@@ -170,7 +185,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength >= limits.continueAsNewEvents) {
       await condition(allHandlersFinished);
-      if (!closing) await continueAsNew<typeof sessionWorkflow>({ ...input, carried: state });
+      if (!closing) await continueAsNew<typeof sessionWorkflow>({ ...input, carried: { ...state, answered: [...answered] } });
     }
     const msg = state.queue.shift();
     if (!msg) continue;

@@ -99,12 +99,19 @@ describe('session lifecycle', () => {
     const connection = await Connection.connect({ address: berth.temporalAddress });
     const client = new Client({ connection });
     const firstRun = (await client.workflow.getHandle(sid).describe()).runId;
+    const key = { 'idempotency-key': `first-${sid}` };
+    let first: any;
     for (let i = 0; i < 8; i++) {
-      const res = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: `count ${i}` });
+      const res = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: `count ${i}` }, i === 0 ? key : undefined);
       expect(res.status).toBe(200);
+      first ??= res.body;
     }
     const described = await client.workflow.getHandle(sid).describe();
     expect(described.runId).not.toBe(firstRun);
+    // A retry of the first request, after the run that took it continued as new: the same answer.
+    const retried = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'count 0' }, key);
+    expect(retried.status).toBe(200);
+    expect(retried.body).toEqual(first);
     expect(described.status.name).toBe('RUNNING');
     expect(described.historyLength).toBeLessThan(100);
     const t = (await berth.api.get(`/v1/sessions/${sid}/messages?limit=100`)).body.data as any[];
