@@ -22,7 +22,7 @@ const worker = await Worker.create({
   namespace: config.TEMPORAL_NAMESPACE,
   taskQueue: config.BERTH_TASK_QUEUE,
   workflowsPath: fileURLToPath(new URL('../workflows/session.ts', import.meta.url)),
-  activities: createActivities({ config, sandboxes: sandboxProvider(config) }),
+  activities: createActivities({ config, sandboxes: await sandboxProvider(config) }),
   maxConcurrentActivityTaskExecutions: config.BERTH_WORKER_CONCURRENCY,
   maxConcurrentWorkflowTaskExecutions: 50,
   // A worker that dies holds its sessions' workflow tasks on its sticky queue; hand them on quickly.
