@@ -63,11 +63,13 @@ export const configSchema = z.object({
   // Short directory for the vault proxy's unix sockets (default: <tmp>/berth-vault-<hash of data dir>).
   BERTH_VAULT_RUN_DIR: z.string().min(1).optional(),
   // Pod mode (a sandbox pod's sidecar; vault-proxy/pod.ts): set, the proxy serves the pod's one
-  // session on this TCP address instead of unix sockets, and takes its session from the control port.
+  // session on this TCP address instead of unix sockets, and takes its session and the session's view
+  // from the control port (the worker pushes it): DATABASE_URL and the vault key go unused.
   VAULT_PROXY_LISTEN: hostPort.optional(),
   VAULT_PROXY_CONTROL_LISTEN: hostPort.default('0.0.0.0:3129'),
-  // Pod mode: where the bound session id is kept, so a restarted sidecar still serves it (the pod's
-  // emptyDir /tmp outlives a container restart). Unset: the binding lives in memory only.
+  // Pod mode: where the bound session id (only the id, never the view) is kept, so a restarted sidecar
+  // still refuses other sessions until the next bind (the pod's emptyDir /tmp outlives a container
+  // restart). Unset: the binding lives in memory only.
   VAULT_PROXY_SESSION_FILE: z.string().min(1).optional(),
   // Shared by the pod's proxy and the worker (which binds sessions with it): the NetworkPolicy alone
   // is not authentication, since the sandbox shares the pod's network namespace.

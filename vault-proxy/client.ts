@@ -1,14 +1,17 @@
 // What a sandbox provider needs from the vault proxy: open the session's listener (over the proxy's
 // control socket, which no sandbox can reach), and the environment and bind that lead a sandbox to it.
 // The sandbox sees stubs, the proxy variables and a CA bundle; never a value, never the CA key.
-// The kubernetes provider binds the session on the pod's sidecar instead (bindPodSession).
+// The kubernetes provider binds the session on the pod's sidecar instead, pushing the session's view
+// (bindPodSession), and drains the sidecar's interception records (drainPodInterceptions).
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import { GATEWAY_CREDENTIAL, gatewayStub } from '../lib/vault.ts';
 import {
   CA_BUNDLE_NAME, PROXY_SOCKET_NAME, SANDBOX_GATEWAY_HOST, SANDBOX_PROXY_ADDR, SANDBOX_VAULT_DIR, controlSocket, sessionSocketDir,
 } from './paths.ts';
+import { storeInterceptions } from './record.ts';
 import { sessionCredentials, sessionStubs } from './sessions.ts';
+import { drainResponseSchema, type PushedView } from './view.ts';
 
 export { SANDBOX_PROXY_ADDR, SANDBOX_VAULT_DIR, vaultRunDir } from './paths.ts';
 
@@ -122,28 +125,63 @@ export interface PodBinding {
   sessionId: string;
 }
 
-/**
- * Binds the session to a sandbox pod's vault proxy sidecar (pod mode, vault-proxy/pod.ts); idempotent.
- * Fails with ProxyUnreachable when nothing answers (worth retrying), else with the sidecar's reason.
- */
-export function bindPodSession(b: PodBinding): Promise<void> {
+/** Where the last drain of a pod's interception records ended: the sidecar's epoch and last seq stored. */
+export interface DrainCursor {
+  epoch: string;
+  after: number;
+}
+
+/** One request to a pod's sidecar control port; ProxyUnreachable when nothing answers (worth retrying). */
+function podControl(b: PodBinding, method: 'PUT' | 'POST', suffix: string, body: unknown): Promise<{ status: number; text: string }> {
   const where = `the vault proxy at ${b.host}:${b.port}`;
+  const data = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: b.host, port: b.port, method: 'PUT', path: `/session/${encodeURIComponent(b.sessionId)}`, headers: { authorization: `Bearer ${b.token}` } },
+      {
+        host: b.host, port: b.port, method, path: `/session/${encodeURIComponent(b.sessionId)}${suffix}`,
+        headers: { authorization: `Bearer ${b.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+      },
       (res) => {
         const parts: Buffer[] = [];
         res.on('data', (c: Buffer) => parts.push(c));
-        res.on('end', () => {
-          if (res.statusCode === 200) return resolve();
-          const body = Buffer.concat(parts).toString().slice(0, 500);
-          const hint = res.statusCode === 401 ? ' (VAULT_PROXY_CONTROL_TOKEN differs from the one in the berth-vault-proxy Secret)' : '';
-          reject(new Error(`${where} refused to bind session ${b.sessionId}: ${res.statusCode}${hint} ${body}`));
-        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
       },
     );
     req.on('error', (err) => reject(new ProxyUnreachable(`${where} does not answer: ${err.message}`)));
     req.setTimeout(5_000, () => req.destroy(new Error('timed out')));
-    req.end();
+    req.end(data);
   });
+}
+
+function refused(b: PodBinding, doing: string, res: { status: number; text: string }): Error {
+  const hint = res.status === 401 ? ' (VAULT_PROXY_CONTROL_TOKEN differs from the one in the berth-vault-proxy Secret)' : '';
+  return new Error(`the vault proxy at ${b.host}:${b.port} refused to ${doing} session ${b.sessionId}: ${res.status}${hint} ${res.text.slice(0, 500)}`);
+}
+
+/**
+ * Binds the session to a sandbox pod's vault proxy sidecar (pod mode, vault-proxy/pod.ts), pushing the
+ * session's view, which replaces the one the sidecar holds. Fails with ProxyUnreachable when nothing
+ * answers (worth retrying), else with the sidecar's reason (which never repeats the view).
+ */
+export async function bindPodSession(b: PodBinding, view: PushedView): Promise<void> {
+  const res = await podControl(b, 'PUT', '', view);
+  if (res.status !== 200) throw refused(b, 'bind', res);
+}
+
+/**
+ * Drains the interception records the pod's sidecar queued for the session and stores them
+ * (storeInterceptions, keyed `<epoch>:<seq>`: a record drained twice is stored once). Each drain
+ * acknowledges what the previous one stored; the last, empty one acknowledges everything.
+ */
+export async function drainPodInterceptions(b: PodBinding, cursor?: DrainCursor): Promise<DrainCursor | undefined> {
+  for (let round = 0; round < 100; round++) {
+    const res = await podControl(b, 'POST', '/interceptions/drain', cursor ?? { after: 0 });
+    if (res.status !== 200) throw refused(b, 'drain the interceptions of', res);
+    const drained = drainResponseSchema.parse(JSON.parse(res.text));
+    if (drained.epoch !== cursor?.epoch) cursor = { epoch: drained.epoch, after: 0 };
+    if (drained.records.length === 0) return cursor;
+    await storeInterceptions(drained.records.map(({ seq, ...r }) => ({ ...r, sessionId: b.sessionId, key: `${drained.epoch}:${seq}` })));
+    cursor = { epoch: drained.epoch, after: drained.records.at(-1)!.seq };
+  }
+  return cursor;
 }

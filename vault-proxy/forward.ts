@@ -44,9 +44,16 @@ export class SessionUnavailable extends Error {
   override name = 'SessionUnavailable';
 }
 
-/** Pod mode: no session has been bound to this pod's proxy yet, so nothing is forwarded. */
+/** Pod mode: the worker has not bound a session to this pod's proxy yet, or (after a restart of the
+ * sidecar) not yet pushed the bound session's view again; nothing is forwarded meanwhile. */
 export class SessionNotBound extends Error {
   override name = 'SessionNotBound';
+  constructor(
+    readonly code: 'session_not_bound' | 'session_view_missing',
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export function refusal(res: http.ServerResponse | Socket, status: number, code: string, message: string, rule: string): void {

@@ -1,32 +1,43 @@
-// Pod mode: the vault proxy as the sidecar of one Kubernetes sandbox pod. The pod is warm and
-// anonymous until a session claims it, so the proxy listens on the pod's loopback port serving no one
-// (every request is refused with 503 session_not_bound, never forwarded) until the worker binds the
-// session on the control port: `PUT /session/<id>` with `Authorization: Bearer <control token>`.
-// A pod serves one session for its whole life: binding the same session again is a no-op, another
-// one is 409. With a session file the binding outlives a restart of the sidecar (the file sits on
-// the pod's emptyDir, which the harness container does not mount). The sandbox shares the pod's network namespace and can reach the control port too,
-// which is why the token (which it never sees) and not the NetworkPolicy is what authenticates.
+// Pod mode: the vault proxy as the sidecar of one Kubernetes sandbox pod. It has no database and no
+// vault key: the worker pushes the session's view (credentials with their values, stubs, gateway,
+// egress policy) with every bind, and drains the interception records the sidecar queues.
+//
+// The pod is warm and anonymous until a session claims it, so the proxy listens on the pod's loopback
+// port serving no one (503 session_not_bound, never forwarded) until the worker binds the session on
+// the control port: `PUT /session/<id>` with `Authorization: Bearer <control token>` and the view as
+// the body. The worker binds again before every tool call, which replaces the view (a revoked
+// credential or a changed policy applies from the next call). A pod serves one session for its whole
+// life: another session's bind is 409. The view is kept in memory only, never on disk; the session
+// file (on the pod's emptyDir, which the harness container does not mount) keeps only the session id,
+// so a restarted sidecar still refuses any other session, and answers 503 session_view_missing until
+// the next bind brings the view back. The sandbox shares the pod's network namespace and can reach
+// the control port too, which is why the token (which it never sees) and not the NetworkPolicy is
+// what authenticates.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { Socket } from 'node:net';
+import type { ZodType } from 'zod';
 import { SessionNotBound, type SessionView } from './forward.ts';
 import { SessionProxy, type ProxyDeps } from './proxy.ts';
+import type { InterceptionQueue } from './queue.ts';
+import { drainRequestSchema, firstIssue, pushedViewSchema } from './view.ts';
 
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
+const MAX_BODY = 1 << 20;
 
 export interface HostPort {
   host: string;
   port: number;
 }
 
-export interface PodProxyOptions extends ProxyDeps {
+export interface PodProxyOptions extends Omit<ProxyDeps, 'recorder'> {
+  recorder: InterceptionQueue;
   listen: HostPort;
   controlListen: HostPort;
   controlToken: string;
-  /** Keeps the bound session id across restarts of the proxy. */
+  /** Keeps the bound session id (only the id) across restarts of the proxy. */
   sessionFile?: string;
-  load: (sessionId: string) => Promise<SessionView>;
 }
 
 export function parseHostPort(value: string): HostPort {
@@ -48,15 +59,50 @@ function error(res: http.ServerResponse, status: number, code: string, message: 
   reply(res, status, { error: { code, message, ...(field ? { details: { field } } : {}) } });
 }
 
+class BadBody extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The request's JSON body, parsed by `schema`; never echoes what it holds. */
+async function readJson<T>(req: http.IncomingMessage, schema: ZodType<T>): Promise<T> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new BadBody(413, 'body_too_large', `the body may hold at most ${MAX_BODY} bytes`);
+    parts.push(chunk as Buffer);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(Buffer.concat(parts).toString('utf8'));
+  } catch {
+    throw new BadBody(400, 'bad_request', 'the body is not JSON: send the session view as JSON', '(body)');
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const { field, message } = firstIssue(parsed.error);
+    throw new BadBody(400, 'bad_request', `invalid body at ${field}: ${message}`, field);
+  }
+  return parsed.data;
+}
+
 export class PodProxyService {
   private sessionId: string | undefined;
+  private view: SessionView | undefined;
   private readonly proxy: SessionProxy;
   private readonly control: http.Server;
   private readonly controlSockets = new Set<Socket>();
 
   constructor(private readonly opts: PodProxyOptions) {
     this.proxy = new SessionProxy(() => this.sessionId, () => this.load(), opts);
-    this.control = http.createServer((req, res) => this.onControl(req, res));
+    this.control = http.createServer((req, res) => void this.onControl(req, res));
     this.control.on('connection', (s: Socket) => {
       this.controlSockets.add(s);
       s.on('close', () => this.controlSockets.delete(s));
@@ -70,7 +116,7 @@ export class PodProxyService {
       const kept = readFileSync(file, 'utf8').trim();
       if (!SESSION_ID.test(kept)) throw new Error(`VAULT_PROXY_SESSION_FILE ${file} holds no session id`);
       this.sessionId = kept;
-      this.opts.log.info('session bound before a restart', { sessionId: kept });
+      this.opts.log.info('session bound before a restart; waiting for its view', { sessionId: kept });
     }
     await new Promise<void>((resolve, reject) => {
       this.control.once('error', reject).listen(this.opts.controlListen, () => {
@@ -90,9 +136,13 @@ export class PodProxyService {
 
   private load(): Promise<SessionView> {
     if (!this.sessionId) {
-      return Promise.reject(new SessionNotBound('this sandbox has no session yet: the Berth vault proxy forwards nothing until the worker binds one'));
+      return Promise.reject(new SessionNotBound('session_not_bound', 'this sandbox has no session yet: the Berth vault proxy forwards nothing until the worker binds one'));
     }
-    return this.opts.load(this.sessionId);
+    if (!this.view) {
+      const message = 'the Berth vault proxy restarted and has not received this session\'s credentials and policy yet: retry after the next tool call';
+      return Promise.reject(new SessionNotBound('session_view_missing', message));
+    }
+    return Promise.resolve(this.view);
   }
 
   private keep(sessionId: string): void {
@@ -102,33 +152,54 @@ export class PodProxyService {
     renameSync(`${file}.tmp`, file);
   }
 
-  private onControl(req: http.IncomingMessage, res: http.ServerResponse): void {
-    req.resume();
+  private async onControl(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://control');
-    if (req.method === 'GET' && url.pathname === '/healthz') return reply(res, 200, { ok: true });
-    const m = /^\/session\/([^/]*)$/.exec(url.pathname);
-    if (!m) return error(res, 404, 'not_found', 'unknown route: the control port serves PUT /session/<session id> and GET /healthz');
+    if (req.method === 'GET' && url.pathname === '/healthz') {
+      req.resume();
+      return reply(res, 200, { ok: true });
+    }
+    const m = /^\/session\/([^/]*)(\/interceptions\/drain)?$/.exec(url.pathname);
+    if (!m) {
+      req.resume();
+      return error(res, 404, 'not_found', 'unknown route: the control port serves PUT /session/<id>, POST /session/<id>/interceptions/drain and GET /healthz');
+    }
     const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
     if (!auth || !tokenMatches(auth[1]!, this.opts.controlToken)) {
+      req.resume();
       this.opts.log.warn('control request refused: bad or missing token', { from: req.socket.remoteAddress });
       return error(res, 401, 'unauthorized', 'send Authorization: Bearer <VAULT_PROXY_CONTROL_TOKEN>');
     }
-    if (req.method !== 'PUT') return error(res, 405, 'method_not_allowed', 'use PUT to bind the session');
+    const draining = Boolean(m[2]);
+    if (req.method !== (draining ? 'POST' : 'PUT')) {
+      req.resume();
+      return error(res, 405, 'method_not_allowed', draining ? 'use POST to drain interceptions' : 'use PUT to bind the session');
+    }
     const sessionId = decodeURIComponent(m[1]!);
-    if (!SESSION_ID.test(sessionId)) return error(res, 400, 'bad_request', 'expected a session id of 1-128 letters, digits, _ or -', 'session');
+    if (!SESSION_ID.test(sessionId)) {
+      req.resume();
+      return error(res, 400, 'bad_request', 'expected a session id of 1-128 letters, digits, _ or -', 'session');
+    }
     if (this.sessionId && this.sessionId !== sessionId) {
+      req.resume();
       return error(res, 409, 'already_bound', `this sandbox pod already serves session ${this.sessionId}; a pod is never reused for another session`);
     }
-    if (!this.sessionId) {
-      try {
+    try {
+      if (draining) {
+        if (!this.sessionId) return error(res, 409, 'not_bound', 'no session is bound to this pod: nothing to drain');
+        return reply(res, 200, this.opts.recorder.drain(await readJson(req, drainRequestSchema)));
+      }
+      const view = await readJson(req, pushedViewSchema);
+      if (!this.sessionId) {
         this.keep(sessionId);
-      } catch (err) {
-        this.opts.log.error('cannot keep the binding', { sessionId, err });
-        return error(res, 500, 'internal', `the vault proxy cannot write VAULT_PROXY_SESSION_FILE: ${(err as Error).message}`);
+        this.opts.log.info('session bound', { sessionId });
       }
       this.sessionId = sessionId;
-      this.opts.log.info('session bound', { sessionId });
+      this.view = { sessionId, ...view };
+      reply(res, 200, { sessionId });
+    } catch (err) {
+      if (err instanceof BadBody) return error(res, err.status, err.code, err.message, err.field);
+      this.opts.log.error('control request failed', { sessionId, err: (err as Error).message });
+      error(res, 500, 'internal', `the vault proxy cannot write VAULT_PROXY_SESSION_FILE: ${(err as Error).message}`);
     }
-    reply(res, 200, { sessionId });
   }
 }

@@ -93,7 +93,7 @@ export class SessionProxy {
 
   private fail(reply: http.ServerResponse | Socket, err: unknown): void {
     if (err instanceof SessionUnavailable) return refusal(reply, 403, 'session_unavailable', err.message, 'session');
-    if (err instanceof SessionNotBound) return refusal(reply, 503, 'session_not_bound', err.message, 'session');
+    if (err instanceof SessionNotBound) return refusal(reply, 503, err.code, err.message, 'session');
     this.deps.log.error('proxy request failed', { sessionId: typeof this.sessionId === 'string' ? this.sessionId : this.sessionId(), err });
     refusal(reply, 502, 'proxy_failed', 'the Berth vault proxy could not handle this request', 'internal');
   }

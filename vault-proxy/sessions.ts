@@ -1,6 +1,7 @@
 // What the proxy knows about a session, read from Postgres: the agent's credentials (opened with the
-// vault keyring), their per-session stubs, and the egress policy. Cached briefly, so revoking a
-// credential or changing a policy takes effect within CACHE_MS.
+// vault keyring), their per-session stubs, and the egress policy (buildSessionView). The local proxy
+// caches it briefly (SessionDirectory), so revoking a credential or changing a policy takes effect
+// within CACHE_MS; for a sandbox pod the worker builds it and pushes it to the pod's sidecar.
 import { db } from '../lib/db.ts';
 import {
   DEFAULT_INJECTION, GATEWAY_CREDENTIAL, agentCredentialIds, INJECTION_KINDS, egressPolicySchema, gatewayStub, newStub, open, type InjectionKind, type Keyring,
@@ -35,6 +36,44 @@ export async function sessionCredentials(sessionId: string) {
   return { session, credentials };
 }
 
+/** The session's view: its credentials opened with `keyring`, their stubs, the gateway and the egress policy. */
+export async function buildSessionView(sessionId: string, keyring: Keyring, gatewayConfig: Gateway): Promise<SessionView> {
+  const { session, credentials } = await sessionCredentials(sessionId);
+  if (session.status === 'ended') throw new SessionUnavailable(`session ${sessionId} has ended`);
+  const stubs = await sessionStubs(sessionId, credentials);
+  const secrets: SessionSecret[] = credentials.map((c) => ({
+    name: c.name,
+    stub: stubs.get(c.id)!,
+    value: open(keyring, { keyId: c.keyId, ciphertext: Buffer.from(c.ciphertext) }, c.id),
+    hosts: c.hosts,
+    inject: c.inject.filter((k): k is InjectionKind => (INJECTION_KINDS as readonly string[]).includes(k)),
+  }));
+  const gatewayHosts: string[] = [];
+  let gateway: SessionView['gateway'];
+  if (gatewayConfig.url) {
+    const url = new URL(gatewayConfig.url);
+    const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+    const tls = url.protocol === 'https:';
+    gateway = { host, port: Number(url.port) || (tls ? 443 : 80), tls };
+    gatewayHosts.push(host);
+    if (gatewayConfig.apiKey) {
+      secrets.push({ name: GATEWAY_CREDENTIAL, stub: gatewayStub(gatewayConfig.apiKey, sessionId), value: gatewayConfig.apiKey, hosts: [host], inject: DEFAULT_INJECTION });
+    }
+  }
+  const parsed = egressPolicySchema.safeParse(session.agent.egress ?? {});
+  return {
+    sessionId,
+    secrets,
+    gateway,
+    egress: {
+      // A policy the API would not have accepted falls back to the default (gateway and bound hosts).
+      policy: parsed.success ? parsed.data : { allow: [], deny: [] },
+      gatewayHosts,
+      credentialHosts: secrets.map((s) => ({ name: s.name, hosts: s.hosts })),
+    },
+  };
+}
+
 export class SessionDirectory {
   private readonly cache = new Map<string, { at: number; view: Promise<SessionView> }>();
 
@@ -46,7 +85,7 @@ export class SessionDirectory {
   load(sessionId: string): Promise<SessionView> {
     const hit = this.cache.get(sessionId);
     if (hit && Date.now() - hit.at < CACHE_MS) return hit.view;
-    const view = this.read(sessionId);
+    const view = buildSessionView(sessionId, this.keyring, this.gateway);
     this.cache.set(sessionId, { at: Date.now(), view });
     view.catch(() => this.cache.delete(sessionId));
     return view;
@@ -54,42 +93,5 @@ export class SessionDirectory {
 
   forget(sessionId: string): void {
     this.cache.delete(sessionId);
-  }
-
-  private async read(sessionId: string): Promise<SessionView> {
-    const { session, credentials } = await sessionCredentials(sessionId);
-    if (session.status === 'ended') throw new SessionUnavailable(`session ${sessionId} has ended`);
-    const stubs = await sessionStubs(sessionId, credentials);
-    const secrets: SessionSecret[] = credentials.map((c) => ({
-      name: c.name,
-      stub: stubs.get(c.id)!,
-      value: open(this.keyring, { keyId: c.keyId, ciphertext: Buffer.from(c.ciphertext) }, c.id),
-      hosts: c.hosts,
-      inject: c.inject.filter((k): k is InjectionKind => (INJECTION_KINDS as readonly string[]).includes(k)),
-    }));
-    const gatewayHosts: string[] = [];
-    let gateway: SessionView['gateway'];
-    if (this.gateway.url) {
-      const url = new URL(this.gateway.url);
-      const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-      const tls = url.protocol === 'https:';
-      gateway = { host, port: Number(url.port) || (tls ? 443 : 80), tls };
-      gatewayHosts.push(host);
-      if (this.gateway.apiKey) {
-        secrets.push({ name: GATEWAY_CREDENTIAL, stub: gatewayStub(this.gateway.apiKey, sessionId), value: this.gateway.apiKey, hosts: [host], inject: DEFAULT_INJECTION });
-      }
-    }
-    const parsed = egressPolicySchema.safeParse(session.agent.egress ?? {});
-    return {
-      sessionId,
-      secrets,
-      gateway,
-      egress: {
-        // A policy the API would not have accepted falls back to the default (gateway and bound hosts).
-        policy: parsed.success ? parsed.data : { allow: [], deny: [] },
-        gatewayHosts,
-        credentialHosts: secrets.map((s) => ({ name: s.name, hosts: s.hosts })),
-      },
-    };
   }
 }

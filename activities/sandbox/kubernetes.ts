@@ -2,8 +2,11 @@
 // warm pool of the agent's harness (SandboxWarmPool <prefix><harness>, built from the
 // SandboxTemplate of the same name in k8s/). Claims carry no per-session settings so a warm pod is
 // adopted as is. Once the claim is Ready the worker binds the session on the pod's vault proxy
-// sidecar (its control port, with the shared token), and the session's environment, with credential
-// stubs and the proxy variables, travels with every exec to sandboxd at the pod IP. The workspace
+// sidecar (its control port, with the shared token), pushing the session's view (credentials, stubs,
+// egress policy), again on every ensure() so a change applies by the next tool call; after each tool
+// call it drains the sidecar's interception records into Postgres. The sidecar has no database and
+// no vault key. The session's environment, with credential stubs and the proxy variables, travels
+// with every exec to sandboxd at the pod IP. The workspace
 // is the template's PVC: hibernate suspends the Sandbox (the pod goes, the PVC stays) and ensure()
 // resumes it. See docs/kubernetes.md.
 import { ApiException, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
@@ -11,7 +14,9 @@ import type { Config } from '../../lib/config.ts';
 import { KeyedMutex } from '../../lib/keyed-mutex.ts';
 import { db } from '../../lib/db.ts';
 import { createLogger } from '../../lib/log.ts';
-import { ProxyUnreachable, bindPodSession, sandboxVaultEnv } from '../../vault-proxy/client.ts';
+import { keyringFromEnv, type Keyring } from '../../lib/vault.ts';
+import { ProxyUnreachable, bindPodSession, drainPodInterceptions, sandboxVaultEnv, type DrainCursor, type PodBinding } from '../../vault-proxy/client.ts';
+import { buildSessionView } from '../../vault-proxy/sessions.ts';
 import type { SandboxProvider, SandboxRuntimeState, SandboxSpec } from './provider.ts';
 import { HttpSandboxdClient } from './sandboxd-client.ts';
 import {
@@ -46,8 +51,8 @@ export interface KubernetesSandboxOptions {
   sandboxdPort: number;
   readyTimeoutMs: number;
   /** The vault proxy sidecar of every sandbox pod (pod mode): where the session is bound, with what
-   * token, and the gateway whose per-session stub the sandbox gets. */
-  vaultProxy: { controlPort: number; token: string; gatewayUrl?: string; gatewayApiKey?: string };
+   * token; the keyring that opens the credentials pushed to it, and the gateway it leads to. */
+  vaultProxy: { controlPort: number; token: string; keyring: Keyring; gatewayUrl?: string; gatewayApiKey?: string };
   /** Looks up a session's team, agent and harness; defaults to the database. */
   placement?: (sessionId: string) => Promise<SessionPlacement>;
   /** Told each time a readiness watch has to be reopened (cut connection, 410 Gone); logs by default. */
@@ -70,7 +75,13 @@ export function kubernetesOptionsFromConfig(config: Config): KubernetesSandboxOp
     warmPoolPrefix: config.BERTH_K8S_WARM_POOL_PREFIX,
     sandboxdPort: config.BERTH_K8S_SANDBOXD_PORT,
     readyTimeoutMs: config.BERTH_K8S_READY_TIMEOUT_S * 1000,
-    vaultProxy: { controlPort: config.BERTH_K8S_VAULT_PROXY_CONTROL_PORT, token, gatewayUrl: config.LITELLM_GATEWAY_URL, gatewayApiKey: config.LITELLM_API_KEY },
+    vaultProxy: {
+      controlPort: config.BERTH_K8S_VAULT_PROXY_CONTROL_PORT,
+      token,
+      keyring: keyringFromEnv({ BERTH_VAULT_KEY: config.BERTH_VAULT_KEY, BERTH_VAULT_KEYS: config.BERTH_VAULT_KEYS, BERTH_VAULT_KEY_ID: config.BERTH_VAULT_KEY_ID }),
+      gatewayUrl: config.LITELLM_GATEWAY_URL,
+      gatewayApiKey: config.LITELLM_API_KEY,
+    },
   };
 }
 
@@ -85,6 +96,8 @@ export class KubernetesSandboxProvider implements SandboxProvider {
   /** `env`: the spec's (the cache key); the client sends it with the vault's stubs and proxy variables. */
   private readonly clients = new Map<string, { podIP: string; env: Record<string, string>; client: HttpSandboxdClient }>();
   private readonly mutex = new KeyedMutex();
+  /** Per session, how far the pod's interception records have been drained. */
+  private readonly drained = new Map<string, DrainCursor>();
 
   private readonly onWatchRestart: (why: 'closed' | 'error' | 'gone', name: string) => void;
 
@@ -96,9 +109,12 @@ export class KubernetesSandboxProvider implements SandboxProvider {
 
   ensure(spec: SandboxSpec) {
     return this.mutex.run(spec.sessionId, async () => {
-      // The common case, one call per activity: the pod we last reached still answers.
+      // The common case, one call per activity: the pod we last reached still answers; its sidecar
+      // gets the session's current view (a revoked credential or a new policy applies from now).
       const cached = this.clients.get(spec.sessionId);
-      if (cached && sameEnv(cached.env, spec.env) && (await healthy(cached.client))) return { client: cached.client, started: 'no' as const };
+      if (cached && sameEnv(cached.env, spec.env) && (await healthy(cached.client)) && (await this.pushView(spec.sessionId, cached.podIP))) {
+        return { client: cached.client, started: 'no' as const };
+      }
       const deadline = Date.now() + this.options.readyTimeoutMs;
       const { ready, started } = await this.claimReady(spec.sessionId, deadline);
       // A new pod (first claim, wake, replacement) is anonymous until bound: bind before any exec.
@@ -109,8 +125,14 @@ export class KubernetesSandboxProvider implements SandboxProvider {
     });
   }
 
+  /** Stores the interception records the pod's sidecar queued during the tool call. */
+  afterToolCall(sessionId: string): Promise<void> {
+    return this.mutex.run(sessionId, () => this.drain(sessionId));
+  }
+
   hibernate(sessionId: string): Promise<void> {
     return this.mutex.run(sessionId, async () => {
+      await this.drain(sessionId);
       this.dropClient(sessionId);
       const claim = await this.get(claims, claimName(sessionId));
       const sandboxName = claim?.status?.sandbox?.name;
@@ -121,7 +143,9 @@ export class KubernetesSandboxProvider implements SandboxProvider {
 
   destroy(sessionId: string): Promise<void> {
     return this.mutex.run(sessionId, async () => {
+      await this.drain(sessionId);
       this.dropClient(sessionId);
+      this.drained.delete(sessionId);
       // The claim owns its Sandbox, which owns the pod and the workspace PVC: all go with it.
       await this.remove(claimName(sessionId));
     });
@@ -233,12 +257,41 @@ export class KubernetesSandboxProvider implements SandboxProvider {
     throw new SandboxReadyTimeoutError(`Sandbox ${sandboxName} is Ready but sandboxd does not answer: ${why}`);
   }
 
-  /** Binds the session on the pod's vault proxy (idempotent), waiting while the sidecar does not answer. */
+  private binding(sessionId: string, podIP: string): PodBinding {
+    return { host: podIP, port: this.options.vaultProxy.controlPort, token: this.options.vaultProxy.token, sessionId };
+  }
+
+  /** Binds the session on the pod's vault proxy with its current view; false when the sidecar does not answer. */
+  private async pushView(sessionId: string, podIP: string): Promise<boolean> {
+    const { keyring, gatewayUrl: url, gatewayApiKey: apiKey } = this.options.vaultProxy;
+    const { sessionId: _id, ...view } = await buildSessionView(sessionId, keyring, { url, apiKey });
+    try {
+      await bindPodSession(this.binding(sessionId, podIP), view);
+      return true;
+    } catch (err) {
+      if (err instanceof ProxyUnreachable) return false;
+      throw err;
+    }
+  }
+
+  /** Best effort: records the sidecar could not hand over stay queued there for the next drain. */
+  private async drain(sessionId: string): Promise<void> {
+    const podIP = this.clients.get(sessionId)?.podIP;
+    if (!podIP) return;
+    try {
+      const cursor = await drainPodInterceptions(this.binding(sessionId, podIP), this.drained.get(sessionId));
+      if (cursor) this.drained.set(sessionId, cursor);
+    } catch (err) {
+      createLogger('sandbox-kubernetes').warn('could not drain the vault proxy\'s interception records', { sessionId, err: (err as Error).message });
+    }
+  }
+
+  /** Binds the session on the pod's vault proxy, waiting while the sidecar does not answer. */
   private async bindVault(sessionId: string, ready: { podIP: string; sandboxName: string }, deadline: number): Promise<void> {
-    const { controlPort: port, token } = this.options.vaultProxy;
     for (;;) {
       try {
-        return await bindPodSession({ host: ready.podIP, port, token, sessionId });
+        if (await this.pushView(sessionId, ready.podIP)) return;
+        throw new ProxyUnreachable(`the vault proxy at ${ready.podIP}:${this.options.vaultProxy.controlPort} does not answer`);
       } catch (err) {
         if (!(err instanceof ProxyUnreachable)) throw err;
         if (Date.now() > deadline) throw new SandboxReadyTimeoutError(`Sandbox ${ready.sandboxName} is Ready but ${err.message}`);
@@ -252,7 +305,7 @@ export class KubernetesSandboxProvider implements SandboxProvider {
     if (cached?.podIP === podIP && sameEnv(cached.env, spec.env)) return cached.client;
     cached?.client.close();
     const { gatewayUrl, gatewayApiKey } = this.options.vaultProxy;
-    // Stubs only: the values stay with the sidecar, which reads them from the vault itself.
+    // Stubs only: the values go to the sidecar (pushView), never to the sandbox.
     const vaultEnv = await sandboxVaultEnv({ sessionId: spec.sessionId, gatewayUrl, gatewayApiKey });
     const client = new HttpSandboxdClient({ host: podIP, port: this.options.sandboxdPort }, { env: { ...spec.env, ...vaultEnv } });
     this.clients.set(spec.sessionId, { podIP, env: spec.env, client });

@@ -52,6 +52,8 @@ export interface SandboxProvider {
   /** Stops the sandbox and deletes its workspace. */
   destroy(sessionId: string): Promise<void>;
   state(sessionId: string): Promise<SandboxRuntimeState>;
+  /** Called after each tool call; the kubernetes provider stores the pod's vault proxy records then. */
+  afterToolCall?(sessionId: string): Promise<void>;
 }
 
 /** sandboxd cannot be reached (the sandbox died or was stopped); the next ensure() restarts it. */

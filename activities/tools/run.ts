@@ -49,6 +49,7 @@ export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
       if (err instanceof ToolError || err instanceof SandboxRequestError) result = { output: err.message, isError: true };
       else throw err;
     }
+    await sandboxes.afterToolCall?.(sessionId);
     await recordMessage({ sessionId, seq, turn, role: 'tool', content: result.output, toolCallId: call.id, toolName: call.name }, {
       after: [
         {

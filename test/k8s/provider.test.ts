@@ -1,7 +1,8 @@
 // The kubernetes sandbox provider against a real kube-apiserver and etcd (built by bin/setup-kube)
 // with the agent-sandbox v1beta1 CRDs applied. The test plays the agent-sandbox controller
 // (support/controller.ts): Ready status with a pod IP that leads to a real sandboxd on loopback and
-// a real vault proxy in pod mode beside it, which the provider binds to the session.
+// a real vault proxy in pod mode beside it (no database, no vault key), which the provider binds to
+// the session with the session's view, and whose interception records it drains into Postgres.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,7 +22,9 @@ import { closeDb, db } from '../../lib/db.ts';
 import { newId } from '../../lib/ids.ts';
 import { keyringFromEnv, seal } from '../../lib/vault.ts';
 import { CertificateAuthority, caFiles } from '../../vault-proxy/ca.ts';
+import http from 'node:http';
 import { bindPodSession } from '../../vault-proxy/client.ts';
+import { buildSessionView } from '../../vault-proxy/sessions.ts';
 import { playController, type PlayedController } from './support/controller.ts';
 import { compactEtcd, installAgentSandbox, repoRoot, startControlPlane, yamlDocs, type ControlPlane } from './support/control-plane.ts';
 import { startCutter, type Cutter } from './support/cutter.ts';
@@ -35,8 +38,10 @@ let controller: PlayedController;
 let cutter: Cutter;
 let provider: KubernetesSandboxProvider;
 let sandboxdPort: number;
-let vaultProxy: { controlPort: number; token: string };
 const vaultKey = `t1:${randomBytes(32).toString('base64')}`;
+const keyring = keyringFromEnv({ BERTH_VAULT_KEY: vaultKey });
+let vaultProxy: { controlPort: number; token: string; keyring: typeof keyring };
+let sidecarProxyPort: number;
 const canary = `ghp_CANARY_${randomBytes(12).toString('hex')}`;
 const credName = `K8S_${randomBytes(3).toString('hex').toUpperCase()}`;
 // Sessions the provider makes sandboxes for exist in the database: their stubs come from there.
@@ -60,14 +65,15 @@ beforeAll(async () => {
   }
   await seedSessions();
   sandboxdPort = await freePort();
-  vaultProxy = { controlPort: await freePort(), token: randomBytes(32).toString('hex') };
+  vaultProxy = { controlPort: await freePort(), token: randomBytes(32).toString('hex'), keyring };
+  sidecarProxyPort = await freePort();
   const caDir = path.join(plane.dir, 'vault-ca');
   await CertificateAuthority.loadOrCreate(caDir);
   controller = playController(plane, NS, sandboxdPort, {
-    proxyPort: await freePort(),
+    proxyPort: sidecarProxyPort,
     controlPort: vaultProxy.controlPort,
     env: {
-      PATH: process.env.PATH, BERTH_DATA_DIR: path.join(plane.dir, 'vault-data'), DATABASE_URL: inject('databaseUrl'), BERTH_VAULT_KEY: vaultKey,
+      PATH: process.env.PATH, BERTH_DATA_DIR: path.join(plane.dir, 'vault-data'),
       VAULT_PROXY_CONTROL_TOKEN: vaultProxy.token,
       VAULT_PROXY_CA_CERT: fs.readFileSync(caFiles(caDir).certFile, 'utf8'), VAULT_PROXY_CA_KEY: fs.readFileSync(caFiles(caDir).keyFile, 'utf8'),
     },
@@ -99,7 +105,7 @@ afterAll(async () => {
 async function seedSessions(): Promise<void> {
   const team = await db().team.create({ data: { id: `team_prov${Date.now().toString(36)}`, name: 'k8s provider test' } });
   const credId = newId('cred');
-  const sealed = seal(keyringFromEnv({ BERTH_VAULT_KEY: vaultKey }), canary, credId);
+  const sealed = seal(keyring, canary, credId);
   await db().credential.create({
     data: { id: credId, teamId: team.id, name: credName, ciphertext: new Uint8Array(sealed.ciphertext), keyId: sealed.keyId, hosts: ['api.github.com'], inject: ['header'] },
   });
@@ -109,8 +115,20 @@ async function seedSessions(): Promise<void> {
 
 /** Binding another session on the pod's sidecar is refused only when it already serves `sessionId`. */
 async function expectBoundTo(podIP: string, sessionId: string): Promise<void> {
-  await bindPodSession({ host: podIP, port: vaultProxy.controlPort, token: vaultProxy.token, sessionId });
-  await expect(bindPodSession({ host: podIP, port: vaultProxy.controlPort, token: vaultProxy.token, sessionId: 'ses_intruder' })).rejects.toThrow(/409/);
+  const { sessionId: _id, ...view } = await buildSessionView(sessionId, keyring, {});
+  await bindPodSession({ host: podIP, port: vaultProxy.controlPort, token: vaultProxy.token, sessionId }, view);
+  await expect(bindPodSession({ host: podIP, port: vaultProxy.controlPort, token: vaultProxy.token, sessionId: 'ses_intruder' }, view)).rejects.toThrow(/409/);
+}
+
+/** A plain request through the pod's sidecar (as the sandbox makes it): status and error code. */
+function throughSidecar(podIP: string, url: string): Promise<{ status: number; code?: string }> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: podIP, port: sidecarProxyPort, path: url }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: (JSON.parse(text || '{}') as { error?: { code: string } }).error?.code }));
+    }).on('error', reject);
+  });
 }
 
 async function run(client: SandboxdClient, command: string): Promise<string> {
@@ -155,6 +173,19 @@ describe('kubernetes sandbox provider (real kube-apiserver, played controller)',
     expect(again.started).toBe('no');
     expect(again.client).toBe(client);
     expect(await provider.state('ses_alpha')).toBe('running');
+  });
+
+  it('pushed the session\'s view to the sidecar, and drains its records into Postgres after a tool call', async () => {
+    await provider.ensure({ sessionId: 'ses_alpha', env: { GREETING: 'hello from k8s' } });
+    const podIP = controller.pods.get('berth-ses-alpha')!.ip;
+    // The sidecar decides by the pushed egress policy (loopback is not allowed), so it holds the view.
+    expect(await throughSidecar(podIP, 'http://127.0.0.1:9/probe?token=x')).toEqual({ status: 403, code: 'egress_denied' });
+    await provider.afterToolCall('ses_alpha');
+    await provider.afterToolCall('ses_alpha'); // nothing new: stored once
+    const rows = await db().interception.findMany({ where: { sessionId: 'ses_alpha', path: '/probe' } });
+    expect(rows).toMatchObject([{ host: '127.0.0.1', method: 'GET', decision: 'blocked', credentialName: null }]);
+    const events = await db().sessionEvent.findMany({ where: { sessionId: 'ses_alpha', type: 'egress.blocked' } });
+    expect(events.map((e) => e.data)).toMatchObject([{ host: '127.0.0.1', path: '/probe' }]);
   });
 
   it('hibernates by suspending the Sandbox (workspace kept) and wakes it on a new pod IP', async () => {
@@ -270,7 +301,7 @@ describe('kubernetes sandbox provider (real kube-apiserver, played controller)',
     fs.writeFileSync(kubeconfig, plane.kubeConfig().exportConfig(), { mode: 0o600 });
     const config = parseConfig({
       BERTH_K8S_KUBECONFIG: kubeconfig, BERTH_K8S_NAMESPACE: NS, BERTH_K8S_SANDBOXD_PORT: String(sandboxdPort), BERTH_K8S_READY_TIMEOUT_S: '20',
-      BERTH_K8S_VAULT_PROXY_CONTROL_PORT: String(vaultProxy.controlPort), VAULT_PROXY_CONTROL_TOKEN: vaultProxy.token,
+      BERTH_K8S_VAULT_PROXY_CONTROL_PORT: String(vaultProxy.controlPort), VAULT_PROXY_CONTROL_TOKEN: vaultProxy.token, BERTH_VAULT_KEY: vaultKey,
     });
     expect(() => kubernetesOptionsFromConfig({ ...config, VAULT_PROXY_CONTROL_TOKEN: undefined })).toThrow(/needs VAULT_PROXY_CONTROL_TOKEN/);
     const fromConfig = kubernetesSandboxProvider(kubernetesOptionsFromConfig(config));

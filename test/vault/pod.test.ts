@@ -1,7 +1,9 @@
 // The vault proxy in pod mode (a Kubernetes sandbox pod's sidecar), as a real process on TCP ports
-// against the test stack's Postgres: it forwards nothing until the worker binds its one session on
-// the control port with the shared token, then swaps stubs and scrubs responses like the unix-socket
-// listener; its CA comes from the environment; a restarted proxy keeps its session (session file).
+// with neither a database nor the vault key in its environment: it forwards nothing until the worker
+// binds its one session on the control port with the shared token and the session's view (built here
+// from the test stack's Postgres by the worker's code), then swaps stubs and scrubs responses through
+// a real TLS upstream; the worker drains its interception records into Postgres. Its CA comes from
+// the environment; a restarted proxy keeps its session id (session file) but waits for the next bind.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { ROOT } from '../../bin/stack/berth.ts';
 import { freePort } from '../../bin/stack/ports.ts';
 import { startPodVaultProxy } from '../../bin/stack/vault-proxy.ts';
 import { CertificateAuthority, caFiles } from '../../vault-proxy/ca.ts';
+import { drainResponseSchema } from '../../vault-proxy/view.ts';
 import { ARTIFACTS } from '../support/processes.ts';
 import { TunnelAgent, request, startUpstream, tempDir, type Upstream } from './support.ts';
 
@@ -20,10 +23,13 @@ process.env.DATABASE_URL = inject('databaseUrl');
 const { db, closeDb } = await import('../../lib/db.ts');
 const { newId } = await import('../../lib/ids.ts');
 const { keyringFromEnv, seal } = await import('../../lib/vault.ts');
-const { bindPodSession, sandboxVaultEnv } = await import('../../vault-proxy/client.ts');
+const { bindPodSession, drainPodInterceptions, sandboxVaultEnv } = await import('../../vault-proxy/client.ts');
+const { buildSessionView } = await import('../../vault-proxy/sessions.ts');
+const { storeInterceptions } = await import('../../vault-proxy/record.ts');
 
 const run = promisify(execFile);
 const vaultKey = `t1:${randomBytes(32).toString('base64')}`;
+const keyring = keyringFromEnv({ BERTH_VAULT_KEY: vaultKey });
 const token = randomBytes(32).toString('hex');
 const canary = `ghp_CANARY_${randomBytes(12).toString('hex')}`;
 const credName = `POD_${randomBytes(3).toString('hex').toUpperCase()}`;
@@ -32,36 +38,42 @@ let tmp: ReturnType<typeof tempDir>;
 let upstream: Upstream;
 let proxy: Awaited<ReturnType<typeof startPodVaultProxy>>;
 let env: NodeJS.ProcessEnv;
+let logPath: string;
 let proxyPort: number;
 let controlPort: number;
 let caPem: string;
 let sessionId: string;
+let agentId: string;
+let credId: string;
 
 beforeAll(async () => {
   tmp = tempDir('berth-vault-pod-');
   upstream = await startUpstream(tmp.dir);
-  const credId = newId('cred');
-  const sealed = seal(keyringFromEnv({ BERTH_VAULT_KEY: vaultKey }), canary, credId);
+  credId = newId('cred');
+  const sealed = seal(keyring, canary, credId);
   await db().credential.create({
     data: { id: credId, teamId: 'team_default', name: credName, ciphertext: new Uint8Array(sealed.ciphertext), keyId: sealed.keyId, hosts: ['localhost'], inject: ['header'] },
   });
   const agent = await db().agent.create({
     data: { id: newId('agt'), teamId: 'team_default', name: 'pod vault test', model: 'scripted/none', tools: [], credentialIds: [credId], egress: { allow: ['localhost'] } },
   });
-  sessionId = (await db().session.create({ data: { id: newId('ses'), teamId: 'team_default', agentId: agent.id } })).id;
+  agentId = agent.id;
+  sessionId = (await db().session.create({ data: { id: newId('ses'), teamId: 'team_default', agentId } })).id;
 
   // The CA pair as the Secret holds it: PEM text in the environment, no files.
   const caDir = path.join(tmp.dir, 'secret-ca');
   caPem = (await CertificateAuthority.loadOrCreate(caDir)).certPem;
   [proxyPort, controlPort] = [await freePort(), await freePort()];
+  // No DATABASE_URL, no BERTH_VAULT_KEY: the sidecar gets what it needs from the worker.
   env = {
-    PATH: process.env.PATH, BERTH_DATA_DIR: path.join(tmp.dir, 'data'), DATABASE_URL: inject('databaseUrl'), BERTH_VAULT_KEY: vaultKey,
+    PATH: process.env.PATH, BERTH_DATA_DIR: path.join(tmp.dir, 'data'),
     VAULT_EXTRA_CA_FILE: upstream.caFile,
     VAULT_PROXY_SESSION_FILE: path.join(tmp.dir, 'session'),
     VAULT_PROXY_LISTEN: `127.0.0.1:${proxyPort}`, VAULT_PROXY_CONTROL_LISTEN: `127.0.0.1:${controlPort}`, VAULT_PROXY_CONTROL_TOKEN: token,
     VAULT_PROXY_CA_CERT: readFileSync(caFiles(caDir).certFile, 'utf8'), VAULT_PROXY_CA_KEY: readFileSync(caFiles(caDir).keyFile, 'utf8'),
   };
-  proxy = await startPodVaultProxy({ env, logPath: path.join(ARTIFACTS, `vault-pod-${path.basename(tmp.dir)}.log`) });
+  logPath = path.join(ARTIFACTS, `vault-pod-${path.basename(tmp.dir)}.log`);
+  proxy = await startPodVaultProxy({ env, logPath });
 }, 90_000);
 
 afterAll(async () => {
@@ -71,9 +83,30 @@ afterAll(async () => {
   tmp?.remove();
 });
 
-const bind = (id: string, auth?: string) =>
-  request(`http://127.0.0.1:${controlPort}/session/${id}`, { method: 'PUT', headers: auth ? { authorization: auth } : {} });
+const binding = (id = sessionId, t = token) => ({ host: '127.0.0.1', port: controlPort, token: t, sessionId: id });
+/** What the worker pushes: the session's view built from the database, without its id. */
+const pushedView = async () => {
+  const { sessionId: _id, ...view } = await buildSessionView(sessionId, keyring, {});
+  return view;
+};
+const put = (id: string, auth?: string, body?: string) =>
+  request(`http://127.0.0.1:${controlPort}/session/${id}`, { method: 'PUT', headers: auth ? { authorization: auth } : {}, body });
+const rawDrain = async (body: object) => {
+  const res = await request(`http://127.0.0.1:${controlPort}/session/${sessionId}/interceptions/drain`, {
+    method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+  });
+  expect(res.status).toBe(200);
+  return drainResponseSchema.parse(JSON.parse(res.body));
+};
 const plainEcho = () => request(`http://127.0.0.1:${proxyPort}/ignored`, { path: `http://localhost:${upstream.httpPort}/echo` });
+const reflect = async (stub: string) => {
+  const agent = new TunnelAgent(proxyPort, caPem);
+  try {
+    return await request(`https://localhost:${upstream.httpsPort}/reflect`, { agent, headers: { authorization: `Bearer ${stub}` } });
+  } finally {
+    agent.destroy();
+  }
+};
 
 describe('the vault proxy in pod mode', () => {
   it('refuses every request with 503 while no session is bound, and forwards nothing', async () => {
@@ -88,54 +121,96 @@ describe('the vault proxy in pod mode', () => {
   });
 
   it('binds only with the token: a missing or wrong one is 401 and binds nothing', async () => {
+    const body = JSON.stringify(await pushedView());
     for (const auth of [undefined, `Bearer ${randomBytes(32).toString('hex')}`, `Bearer ${token.slice(1)}`, token]) {
-      const res = await bind(sessionId, auth);
+      const res = await put(sessionId, auth, body);
       expect(res.status).toBe(401);
       expect(JSON.parse(res.body).error.code).toBe('unauthorized');
       expect(res.body).not.toContain(token);
     }
     expect((await plainEcho()).status).toBe(503);
-    expect((await bind('bad id!', `Bearer ${token}`)).status).toBe(400);
+    expect((await put('bad id!', `Bearer ${token}`, body)).status).toBe(400);
   });
 
-  it('binds its one session once: the same again is a no-op, another is 409', async () => {
-    await bindPodSession({ host: '127.0.0.1', port: controlPort, token, sessionId });
-    await bindPodSession({ host: '127.0.0.1', port: controlPort, token, sessionId });
-    const other = await bind('ses_someoneelse', `Bearer ${token}`);
+  it('refuses a malformed view with 400 and the field, never echoing it, and stays unbound', async () => {
+    const view = await pushedView();
+    const cases: [string, string][] = [
+      [JSON.stringify({ ...view, secrets: [{ ...view.secrets[0], stub: undefined }] }), 'secrets.0.stub'],
+      [JSON.stringify({ ...view, secrets: [{ ...view.secrets[0], inject: ['smoke-signal'] }] }), 'secrets.0.inject.0'],
+      [JSON.stringify({ ...view, egress: { ...view.egress, policy: { allow: [42] } } }), 'egress.policy.allow.0'],
+      [JSON.stringify({ ...view, extra: canary }), '(body)'],
+      ['{not json', '(body)'],
+    ];
+    for (const [body, field] of cases) {
+      const res = await put(sessionId, `Bearer ${token}`, body);
+      expect(res.status, field).toBe(400);
+      expect(JSON.parse(res.body).error).toMatchObject({ code: 'bad_request', details: { field } });
+      expect(res.body).not.toContain(canary);
+    }
+    expect((await plainEcho()).status).toBe(503);
+  });
+
+  it('binds its one session: binding it again replaces the view, another session is 409', async () => {
+    await bindPodSession(binding(), await pushedView());
+    await bindPodSession(binding(), await pushedView());
+    const other = await put('ses_someoneelse', `Bearer ${token}`, JSON.stringify(await pushedView()));
     expect(other.status).toBe(409);
     expect(JSON.parse(other.body).error.code).toBe('already_bound');
-    await expect(bindPodSession({ host: '127.0.0.1', port: controlPort, token, sessionId: 'ses_someoneelse' })).rejects.toThrow(/refused to bind session ses_someoneelse: 409/);
-    await expect(bindPodSession({ host: '127.0.0.1', port: controlPort, token: 'x'.repeat(64), sessionId })).rejects.toThrow(/401 \(VAULT_PROXY_CONTROL_TOKEN differs/);
+    await expect(bindPodSession(binding('ses_someoneelse'), await pushedView())).rejects.toThrow(/refused to bind session ses_someoneelse: 409/);
+    await expect(bindPodSession(binding(sessionId, 'x'.repeat(64)), await pushedView())).rejects.toThrow(/401 \(VAULT_PROXY_CONTROL_TOKEN differs/);
+    expect(readFileSync(env.VAULT_PROXY_SESSION_FILE!, 'utf8')).toBe(sessionId); // the id only, never the view
   });
 
-  it('then swaps the stub for the real value over a TLS tunnel and scrubs the response', async () => {
+  it('swaps the stub for the real value over a TLS tunnel and scrubs the response', async () => {
     const sandboxEnv = await sandboxVaultEnv({ sessionId });
     const stub = sandboxEnv[credName]!;
     expect(stub).toMatch(/^stub_pod_/);
     expect(JSON.stringify(sandboxEnv)).not.toContain(canary);
     expect(sandboxEnv.SSL_CERT_FILE).toBeUndefined(); // the harness entrypoint sets the CA variables in a pod
 
-    const agent = new TunnelAgent(proxyPort, caPem);
-    const res = await request(`https://localhost:${upstream.httpsPort}/reflect`, { agent, headers: { authorization: `Bearer ${stub}` } });
-    agent.destroy();
+    const res = await reflect(stub);
     expect(res.status).toBe(200);
     expect(upstream.seen.at(-1)!.headers.authorization).toBe(`Bearer ${canary}`);
     expect(res.headers['x-echo-auth']).toBe(`Bearer ${stub}`);
     expect(res.body).toBe(`you sent: Bearer ${stub} and `);
-    const deadline = Date.now() + 5_000;
-    let rows = await db().interception.findMany({ where: { sessionId } });
-    while (rows.length === 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      rows = await db().interception.findMany({ where: { sessionId } });
-    }
-    expect(rows[0]).toMatchObject({ host: 'localhost', path: '/reflect', credentialName: credName, decision: 'swapped' });
   });
 
-  it('keeps serving its session after a restart, through the session file', async () => {
+  it('hands its records to the worker, which stores each once even when a drain is repeated', async () => {
+    // A worker that stored the records and stopped before the next drain acknowledged them.
+    const first = await rawDrain({ after: 0 });
+    expect(first.records).toMatchObject([{ seq: 1, host: 'localhost' }]);
+    await storeInterceptions(first.records.map(({ seq, ...r }) => ({ ...r, key: `${first.epoch}:${seq}` })));
+    // The next worker drains from nothing: the same record again, stored once.
+    await drainPodInterceptions(binding());
+    await drainPodInterceptions(binding());
+    const rows = await db().interception.findMany({ where: { sessionId } });
+    expect(rows).toMatchObject([{ host: 'localhost', path: '/reflect', credentialName: credName, decision: 'swapped', key: `${first.epoch}:1` }]);
+    const events = await db().sessionEvent.findMany({ where: { sessionId, type: 'credential.used' } });
+    expect(events).toHaveLength(1);
+    expect(events[0]!.data).toMatchObject({ host: 'localhost', path: '/reflect', credential: credName });
+    expect((await rawDrain({ after: 0 })).records).toEqual([]); // acknowledged
+    expect(readFileSync(logPath, 'utf8')).not.toContain(canary);
+  });
+
+  it('stops swapping a credential once a re-bind no longer carries it', async () => {
+    const stub = (await sandboxVaultEnv({ sessionId }))[credName]!;
+    await db().agent.update({ where: { id: agentId }, data: { credentialIds: [] } });
+    await bindPodSession(binding(), await pushedView());
+    const res = await reflect(stub);
+    expect(res.status).toBe(200);
+    expect(upstream.seen.at(-1)!.headers.authorization).toBe(`Bearer ${stub}`);
+    await db().agent.update({ where: { id: agentId }, data: { credentialIds: [credId] } });
+  });
+
+  it('after a restart keeps its session but forwards nothing until the next bind brings the view', async () => {
     await proxy.stop(5_000);
-    proxy = await startPodVaultProxy({ env, logPath: path.join(ARTIFACTS, `vault-pod-${path.basename(tmp.dir)}.log`) });
+    proxy = await startPodVaultProxy({ env, logPath });
+    const waiting = await plainEcho();
+    expect(waiting.status).toBe(503);
+    expect(JSON.parse(waiting.body).error).toMatchObject({ code: 'session_view_missing', message: expect.stringContaining('retry after the next tool call') });
+    expect((await put('ses_someoneelse', `Bearer ${token}`, JSON.stringify(await pushedView()))).status).toBe(409);
+    await bindPodSession(binding(), await pushedView());
     expect((await plainEcho()).status).toBe(200);
-    expect((await bind('ses_someoneelse', `Bearer ${token}`)).status).toBe(409);
   });
 
   it('does not start in pod mode without its token and CA', async () => {

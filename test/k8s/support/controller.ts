@@ -32,7 +32,7 @@ interface Pod {
   vaultProxy?: ChildHandle;
 }
 
-/** The pod's vault proxy sidecar: its environment (database, vault key, token, CA) and ports. */
+/** The pod's vault proxy sidecar: its environment (token and CA; no database, no vault key) and ports. */
 export interface Sidecar {
   env: NodeJS.ProcessEnv;
   proxyPort: number;
