@@ -117,7 +117,8 @@ export LITELLM_API_KEY=$LITELLM_MASTER_KEY VAULT_PROXY_CONTROL_TOKEN # read by `
 secret berth berth-secrets DATABASE_URL BERTH_VAULT_KEY LITELLM_API_KEY BERTH_ADMIN_API_KEY VAULT_PROXY_CONTROL_TOKEN
 secret berth berth-litellm LITELLM_MASTER_KEY OPENAI_API_KEY ANTHROPIC_API_KEY GEMINI_API_KEY MISTRAL_API_KEY
 # PEM has several lines, so this Secret is made from one file per key rather than an env file.
-for key in DATABASE_URL BERTH_VAULT_KEY LITELLM_API_KEY VAULT_PROXY_CONTROL_TOKEN; do printf '%s' "${!key}" >"$vp/$key"; done
+# Only the token and the CA: sandbox pods get no database URL and no vault key.
+printf '%s' "$VAULT_PROXY_CONTROL_TOKEN" >"$vp/VAULT_PROXY_CONTROL_TOKEN"
 kc -n berth-sandboxes create secret generic berth-vault-proxy --from-file="$vp" --dry-run=client -o yaml | kc apply -f -
 kc -n berth-sandboxes create configmap berth-ca --from-file=ca.crt="$vp/VAULT_PROXY_CA_CERT" --dry-run=client -o yaml | kc apply -f -
 rm -rf "$vp"

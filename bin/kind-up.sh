@@ -88,12 +88,12 @@ VAULT_PROXY_CONTROL_TOKEN=$control_token
 EOF
 )"
 # The sidecar's Secret holds PEM (several lines), so it is made from one file per key, not an env file.
+# Only the control token and the CA: no database and no vault key in sandbox pods (the worker pushes
+# each session's view). Made afresh, so keys an earlier version put there do not linger.
 vp="$STATE/vault-proxy.d"
+rm -rf "$vp"
 (umask 077 && mkdir -p "$vp")
 put() { (umask 077 && printf '%s' "$2" >"$vp/$1"); }
-put DATABASE_URL "postgresql://berth:$pg_password@postgres.berth.svc.cluster.local:5432/berth"
-put BERTH_VAULT_KEY "$vault_key"
-put LITELLM_API_KEY "$master_key"
 put VAULT_PROXY_CONTROL_TOKEN "$control_token"
 put VAULT_PROXY_CA_CERT "$(cat "$STATE/ca.crt")"
 put VAULT_PROXY_CA_KEY "$(cat "$STATE/ca.key")"
