@@ -145,11 +145,19 @@ export class PodProxyService {
     return Promise.resolve(this.view);
   }
 
-  private keep(sessionId: string): void {
+  /** Takes the session for good, keeping its id (only the id) in the session file first. */
+  private bind(sessionId: string): void {
     const file = this.opts.sessionFile;
-    if (!file) return;
-    writeFileSync(`${file}.tmp`, sessionId, { mode: 0o600 });
-    renameSync(`${file}.tmp`, file);
+    try {
+      if (file) {
+        writeFileSync(`${file}.tmp`, sessionId, { mode: 0o600 });
+        renameSync(`${file}.tmp`, file);
+      }
+    } catch (err) {
+      throw new Error(`cannot write VAULT_PROXY_SESSION_FILE: ${(err as Error).message}`);
+    }
+    this.sessionId = sessionId;
+    this.opts.log.info('session bound', { sessionId });
   }
 
   private async onControl(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -189,17 +197,13 @@ export class PodProxyService {
         return reply(res, 200, this.opts.recorder.drain(await readJson(req, drainRequestSchema)));
       }
       const view = await readJson(req, pushedViewSchema);
-      if (!this.sessionId) {
-        this.keep(sessionId);
-        this.opts.log.info('session bound', { sessionId });
-      }
-      this.sessionId = sessionId;
+      if (!this.sessionId) this.bind(sessionId);
       this.view = { sessionId, ...view };
       reply(res, 200, { sessionId });
     } catch (err) {
       if (err instanceof BadBody) return error(res, err.status, err.code, err.message, err.field);
       this.opts.log.error('control request failed', { sessionId, err: (err as Error).message });
-      error(res, 500, 'internal', `the vault proxy cannot write VAULT_PROXY_SESSION_FILE: ${(err as Error).message}`);
+      error(res, 500, 'internal', `the vault proxy could not serve this request: ${(err as Error).message}`);
     }
   }
 }

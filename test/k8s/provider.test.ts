@@ -186,6 +186,17 @@ describe('kubernetes sandbox provider (real kube-apiserver, played controller)',
     expect(rows).toMatchObject([{ host: '127.0.0.1', method: 'GET', decision: 'blocked', credentialName: null }]);
     const events = await db().sessionEvent.findMany({ where: { sessionId: 'ses_alpha', type: 'egress.blocked' } });
     expect(events.map((e) => e.data)).toMatchObject([{ host: '127.0.0.1', path: '/probe' }]);
+
+    // The next ensure (the next tool call, same pod) pushes the changed policy: 127.0.0.1 is allowed now.
+    const { agentId } = await db().session.findUniqueOrThrow({ where: { id: 'ses_alpha' } });
+    await db().agent.update({ where: { id: agentId }, data: { egress: { allow: ['127.0.0.1'] } } });
+    try {
+      expect((await provider.ensure({ sessionId: 'ses_alpha', env: { GREETING: 'hello from k8s' } })).started).toBe('no');
+      expect(await throughSidecar(podIP, 'http://127.0.0.1:9/probe')).toEqual({ status: 502, code: 'upstream_failed' });
+    } finally {
+      await db().agent.update({ where: { id: agentId }, data: { egress: {} } });
+      await provider.ensure({ sessionId: 'ses_alpha', env: { GREETING: 'hello from k8s' } });
+    }
   });
 
   it('hibernates by suspending the Sandbox (workspace kept) and wakes it on a new pod IP', async () => {
