@@ -12,7 +12,9 @@
 // so a restarted sidecar still refuses any other session, and answers 503 session_view_missing until
 // the next bind brings the view back. The sandbox shares the pod's network namespace and can reach
 // the control port too, which is why the token (which it never sees) and not the NetworkPolicy is
-// what authenticates.
+// what authenticates; and since a sandbox process could listen on that port while the sidecar is
+// down, the worker first asks for `GET /hello?nonce=`, the nonce's HMAC under the token, and sends
+// the token and the view only over the connection that answered it.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -21,7 +23,7 @@ import type { ZodType } from 'zod';
 import { SessionNotBound, type SessionView } from './forward.ts';
 import { SessionProxy, type ProxyDeps } from './proxy.ts';
 import type { InterceptionQueue } from './queue.ts';
-import { drainRequestSchema, firstIssue, pushedViewSchema } from './view.ts';
+import { HELLO_NONCE, drainRequestSchema, firstIssue, helloProof, pushedViewSchema } from './view.ts';
 
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const MAX_BODY = 1 << 20;
@@ -165,6 +167,14 @@ export class PodProxyService {
     if (req.method === 'GET' && url.pathname === '/healthz') {
       req.resume();
       return reply(res, 200, { ok: true });
+    }
+    // Unauthenticated on purpose: the answer proves this process holds the token, for a fresh nonce
+    // of the worker's, before the worker sends it the token and the view (see client.ts).
+    if (req.method === 'GET' && url.pathname === '/hello') {
+      req.resume();
+      const nonce = url.searchParams.get('nonce') ?? '';
+      if (!HELLO_NONCE.test(nonce)) return error(res, 400, 'bad_request', 'expected nonce=<32-128 lower-case hex digits>', 'nonce');
+      return reply(res, 200, { proof: helloProof(this.opts.controlToken, nonce) });
     }
     const m = /^\/session\/([^/]*)(\/interceptions\/drain)?$/.exec(url.pathname);
     if (!m) {

@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
@@ -157,7 +158,7 @@ describe('the vault proxy in pod mode', () => {
     expect(other.status).toBe(409);
     expect(JSON.parse(other.body).error.code).toBe('already_bound');
     await expect(bindPodSession(binding('ses_someoneelse'), await pushedView())).rejects.toThrow(/refused to bind session ses_someoneelse: 409/);
-    await expect(bindPodSession(binding(sessionId, 'x'.repeat(64)), await pushedView())).rejects.toThrow(/401 \(VAULT_PROXY_CONTROL_TOKEN differs/);
+    await expect(bindPodSession(binding(sessionId, 'x'.repeat(64)), await pushedView())).rejects.toThrow(/did not prove it holds VAULT_PROXY_CONTROL_TOKEN \(HTTP 200\): it is not the sidecar, or the token differs/);
     expect(readFileSync(env.VAULT_PROXY_SESSION_FILE!, 'utf8')).toBe(sessionId); // the id only, never the view
   });
 
@@ -173,6 +174,31 @@ describe('the vault proxy in pod mode', () => {
     expect(upstream.seen.at(-1)!.headers.authorization).toBe(`Bearer ${canary}`);
     expect(res.headers['x-echo-auth']).toBe(`Bearer ${stub}`);
     expect(res.body).toBe(`you sent: Bearer ${stub} and `);
+  });
+
+  it('the worker sends neither the token nor the view to a control port that cannot prove it holds the token', async () => {
+    // What a sandbox process could do while its sidecar is down: listen on the control port itself.
+    const seen: string[] = [];
+    const impostor = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''} ${body}`);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ proof: 'f'.repeat(64) }));
+      });
+    });
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    const port = (impostor.address() as { port: number }).port;
+    try {
+      await expect(bindPodSession({ ...binding(), port }, await pushedView())).rejects.toThrow(/did not prove it holds VAULT_PROXY_CONTROL_TOKEN/);
+      await expect(drainPodInterceptions({ ...binding(), port })).rejects.toThrow(/did not prove/);
+      expect(seen).toHaveLength(2);
+      for (const line of seen) expect(line).toMatch(/^GET \/hello\?nonce=[0-9a-f]{64} {2}$/);
+    } finally {
+      impostor.close();
+    }
+    const bad = await request(`http://127.0.0.1:${controlPort}/hello?nonce=xyz`);
+    expect(JSON.parse(bad.body).error).toMatchObject({ code: 'bad_request', details: { field: 'nonce' } });
   });
 
   it('hands its records to the worker, which stores each once even when a drain is repeated', async () => {
