@@ -1,6 +1,6 @@
 // The Temporal server stopped and started again on the same SQLite file in the middle of a session:
 // the session carries on. This file runs its own Temporal server so other files are not disturbed.
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await berth?.stop();
   await temporal?.stop();
+  if (options) await rm(options.dataDir, { recursive: true, force: true });
 });
 
 it('carries on after the Temporal server restarts on the same SQLite file', async () => {

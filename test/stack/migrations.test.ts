@@ -30,14 +30,18 @@ async function query<T extends pg.QueryResultRow>(url: string, sql: string): Pro
   }
 }
 
+const copies: string[] = [];
+
 /** A copy of the real migrations folder the test may change. */
 function migrationsCopy(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-migrations-'));
   fs.cpSync(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true });
+  copies.push(dir);
   return dir;
 }
 
 afterAll(async () => {
+  for (const dir of copies) fs.rmSync(dir, { recursive: true, force: true });
   const admin = new pg.Client({ connectionString: adminUrl() });
   await admin.connect();
   for (const name of created) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
