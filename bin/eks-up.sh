@@ -120,7 +120,11 @@ secret berth berth-litellm LITELLM_MASTER_KEY OPENAI_API_KEY ANTHROPIC_API_KEY G
 # Only the token and the CA: sandbox pods get no database URL and no vault key.
 printf '%s' "$VAULT_PROXY_CONTROL_TOKEN" >"$vp/VAULT_PROXY_CONTROL_TOKEN"
 kc -n berth-sandboxes create secret generic berth-vault-proxy --from-file="$vp" --dry-run=client -o yaml | kc apply -f -
-kc -n berth-sandboxes create configmap berth-ca --from-file=ca.crt="$vp/VAULT_PROXY_CA_CERT" --dry-run=client -o yaml | kc apply -f -
+# The CA certificate (never its key) for the harness containers and for the worker, which verifies
+# the vault proxies' control ports with it: one ConfigMap per namespace.
+for ns in berth-sandboxes berth; do
+  kc -n "$ns" create configmap berth-ca --from-file=ca.crt="$vp/VAULT_PROXY_CA_CERT" --dry-run=client -o yaml | kc apply -f -
+done
 rm -rf "$vp"
 
 step "applying k8s/overlays/eks"

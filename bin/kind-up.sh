@@ -98,7 +98,11 @@ put VAULT_PROXY_CONTROL_TOKEN "$control_token"
 put VAULT_PROXY_CA_CERT "$(cat "$STATE/ca.crt")"
 put VAULT_PROXY_CA_KEY "$(cat "$STATE/ca.key")"
 kc -n berth-sandboxes create secret generic berth-vault-proxy --from-file="$vp" --dry-run=client -o yaml | kc apply -f -
-kc -n berth-sandboxes create configmap berth-ca --from-file=ca.crt="$STATE/ca.crt" --dry-run=client -o yaml | kc apply -f -
+# The CA certificate (never its key) for the harness containers and for the worker, which verifies
+# the vault proxies' control ports with it: one ConfigMap per namespace.
+for ns in berth-sandboxes berth; do
+  kc -n "$ns" create configmap berth-ca --from-file=ca.crt="$STATE/ca.crt" --dry-run=client -o yaml | kc apply -f -
+done
 
 step "applying k8s/overlays/kind"
 kc apply -k k8s/overlays/kind

@@ -38,6 +38,9 @@ export const configSchema = z.object({
   BERTH_K8S_READY_TIMEOUT_S: seconds(180),
   // The vault proxy sidecar's control port in every sandbox pod (the worker binds the session there).
   BERTH_K8S_VAULT_PROXY_CONTROL_PORT: port(3129),
+  // The Berth CA's certificate (PEM file, the berth-ca ConfigMap; never the key): the sidecars' control
+  // ports serve TLS signed by it, and the worker trusts nothing else there. Required with kubernetes.
+  BERTH_K8S_VAULT_PROXY_CA_FILE: z.string().min(1).optional(),
   BERTH_IDLE_TIMEOUT_S: seconds(600),
   BERTH_MAX_STEPS: z.coerce.number().int().min(1).max(1000).default(50),
   BERTH_TOOL_TIMEOUT_S: seconds(120),

@@ -3,16 +3,17 @@
 // The sandbox sees stubs, the proxy variables and a CA bundle; never a value, never the CA key.
 // The kubernetes provider binds the session on the pod's sidecar instead, pushing the session's view
 // (bindPodSession), and drains the sidecar's interception records (drainPodInterceptions).
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { GATEWAY_CREDENTIAL, gatewayStub } from '../lib/vault.ts';
 import {
   CA_BUNDLE_NAME, PROXY_SOCKET_NAME, SANDBOX_GATEWAY_HOST, SANDBOX_PROXY_ADDR, SANDBOX_VAULT_DIR, controlSocket, sessionSocketDir,
 } from './paths.ts';
 import { storeInterceptions } from './record.ts';
 import { sessionCredentials, sessionStubs } from './sessions.ts';
-import { drainResponseSchema, helloProof, type PushedView } from './view.ts';
+import { drainResponseSchema, type PushedView } from './view.ts';
 
 export { SANDBOX_PROXY_ADDR, SANDBOX_VAULT_DIR, vaultRunDir } from './paths.ts';
 
@@ -122,6 +123,8 @@ export interface PodBinding {
   host: string;
   /** The sidecar's control port (VAULT_PROXY_CONTROL_LISTEN in the pod, BERTH_K8S_VAULT_PROXY_CONTROL_PORT here). */
   port: number;
+  /** The Berth CA's certificate (PEM): the only CA the sidecar's control certificate may chain to. */
+  ca: string;
   token: string;
   sessionId: string;
 }
@@ -134,55 +137,37 @@ export interface DrainCursor {
 
 type Reply = { status: number; text: string };
 
-function send(b: PodBinding, agent: http.Agent, method: string, path: string, headers: http.OutgoingHttpHeaders, data?: string, sameSocket = false): Promise<Reply> {
+/** Whether a request failed on the server's certificate (not signed by the Berth CA, or not for this address). */
+const CERTIFICATE_ERROR = /CERT|SIGNATURE|ISSUER|ALTNAME/;
+
+/**
+ * One request to a pod's sidecar control port, over TLS verified against the Berth CA alone (not the
+ * system's CAs) and the pod's IP. Only the sidecar holds the CA key, so the handshake proves it is the
+ * sidecar and not a sandbox process listening on its port (the sandbox shares the pod's network
+ * namespace): nothing is written, not even the token, before the certificate checks out.
+ * ProxyUnreachable when nothing answers (worth retrying).
+ */
+function podControl(b: PodBinding, method: 'PUT' | 'POST', suffix: string, body: unknown): Promise<Reply> {
   const where = `the vault proxy at ${b.host}:${b.port}`;
+  const data = JSON.stringify(body);
+  const headers = { authorization: `Bearer ${b.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
+  const path = `/session/${encodeURIComponent(b.sessionId)}${suffix}`;
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: b.host, port: b.port, method, path, headers, agent }, (res) => {
+    const req = https.request({ host: b.host, port: b.port, method, path, headers, ca: b.ca, agent: false }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
     });
-    req.on('error', (err) => reject(err instanceof ProxyUnreachable ? err : new ProxyUnreachable(`${where} does not answer: ${err.message}`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (!CERTIFICATE_ERROR.test(err.code ?? '')) return reject(new ProxyUnreachable(`${where} does not answer: ${err.message}`));
+      reject(new Error(`${where} presented a certificate the Berth CA did not sign for ${b.host} (${err.code}): it is not the sidecar, or BERTH_K8S_VAULT_PROXY_CA_FILE is not the CA of the berth-vault-proxy Secret; sent it neither the token nor the session's view`));
+    });
     req.setTimeout(5_000, () => req.destroy(new Error('timed out')));
-    // Nothing is written until the socket is known: the one that proved itself, or none.
-    req.once('socket', () => {
-      if (sameSocket && !req.reusedSocket) return void req.destroy(new ProxyUnreachable(`${where} closed the connection it proved itself on`));
-      req.end(data);
+    req.once('socket', (socket: TLSSocket) => {
+      if (socket.authorized) return void req.end(data);
+      socket.once('secureConnect', () => req.end(data)); // emitted only once the certificate verified
     });
   });
-}
-
-/**
- * One request to a pod's sidecar control port. The sandbox shares the pod's network namespace, so
- * while the sidecar is down a sandbox process could listen on its port: the sidecar first proves it
- * holds the token (an HMAC of a fresh nonce), and the request with the token and the view then goes
- * over that same connection. ProxyUnreachable when nothing answers (worth retrying).
- */
-async function podControl(b: PodBinding, method: 'PUT' | 'POST', suffix: string, body: unknown): Promise<Reply> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  try {
-    const nonce = randomBytes(32).toString('hex');
-    const hello = await send(b, agent, 'GET', `/hello?nonce=${nonce}`, {});
-    let proof: unknown;
-    try {
-      proof = (JSON.parse(hello.text) as { proof?: unknown }).proof;
-    } catch {
-      proof = undefined;
-    }
-    if (hello.status !== 200 || typeof proof !== 'string' || !sameDigest(proof, helloProof(b.token, nonce))) {
-      throw new Error(`the vault proxy at ${b.host}:${b.port} did not prove it holds VAULT_PROXY_CONTROL_TOKEN (HTTP ${hello.status}): it is not the sidecar, or the token differs from the one in the berth-vault-proxy Secret; not sending it the token or the session's view`);
-    }
-    const data = JSON.stringify(body);
-    const headers = { authorization: `Bearer ${b.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
-    return await send(b, agent, method, `/session/${encodeURIComponent(b.sessionId)}${suffix}`, headers, data, true);
-  } finally {
-    agent.destroy();
-  }
-}
-
-function sameDigest(a: string, b: string): boolean {
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(a), digest(b));
 }
 
 function refused(b: PodBinding, doing: string, res: { status: number; text: string }): Error {

@@ -12,18 +12,20 @@
 // so a restarted sidecar still refuses any other session, and answers 503 session_view_missing until
 // the next bind brings the view back. The sandbox shares the pod's network namespace and can reach
 // the control port too, which is why the token (which it never sees) and not the NetworkPolicy is
-// what authenticates; and since a sandbox process could listen on that port while the sidecar is
-// down, the worker first asks for `GET /hello?nonce=`, the nonce's HMAC under the token, and sends
-// the token and the view only over the connection that answered it.
+// what authenticates the worker. The control port speaks only TLS, with a leaf certificate the Berth
+// CA signs for the address the connection arrived at: the worker verifies it against that CA alone,
+// so the view never crosses the network in clear, and a sandbox process listening on the port while
+// the sidecar is down (it has no CA key) gets neither the token nor the view.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
 import type { ZodType } from 'zod';
 import { SessionNotBound, type SessionView } from './forward.ts';
 import { SessionProxy, type ProxyDeps } from './proxy.ts';
 import type { InterceptionQueue } from './queue.ts';
-import { HELLO_NONCE, drainRequestSchema, firstIssue, helloProof, pushedViewSchema } from './view.ts';
+import { drainRequestSchema, firstIssue, pushedViewSchema } from './view.ts';
 
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const MAX_BODY = 1 << 20;
@@ -99,16 +101,33 @@ export class PodProxyService {
   private sessionId: string | undefined;
   private view: SessionView | undefined;
   private readonly proxy: SessionProxy;
-  private readonly control: http.Server;
+  /** Accepts TCP connections and hands each, once wrapped in TLS, to `controlHttp`. */
+  private readonly control: net.Server;
+  private readonly controlHttp: http.Server;
   private readonly controlSockets = new Set<Socket>();
 
   constructor(private readonly opts: PodProxyOptions) {
     this.proxy = new SessionProxy(() => this.sessionId, () => this.load(), opts);
-    this.control = http.createServer((req, res) => void this.onControl(req, res));
-    this.control.on('connection', (s: Socket) => {
-      this.controlSockets.add(s);
-      s.on('close', () => this.controlSockets.delete(s));
-    });
+    this.controlHttp = http.createServer((req, res) => void this.onControl(req, res));
+    this.control = net.createServer((s) => void this.acceptControl(s));
+  }
+
+  /** Serves TLS with a leaf for the address the worker dialled (the pod IP; no SNI for an IP). */
+  private async acceptControl(socket: Socket): Promise<void> {
+    this.controlSockets.add(socket);
+    socket.on('close', () => this.controlSockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const address = (socket.localAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
+    try {
+      const secureContext = await this.opts.ca.contextFor(address);
+      if (socket.destroyed) return;
+      const secure = new tls.TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+      secure.on('error', () => secure.destroy());
+      this.controlHttp.emit('connection', secure);
+    } catch (err) {
+      this.opts.log.error('control connection refused: cannot issue its certificate', { address, err: (err as Error).message });
+      socket.destroy();
+    }
   }
 
   /** Opens the control port first: once the proxy port answers (the readiness probe), both do. */
@@ -163,18 +182,10 @@ export class PodProxyService {
   }
 
   private async onControl(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://control');
+    const url = new URL(req.url ?? '/', 'https://control');
     if (req.method === 'GET' && url.pathname === '/healthz') {
       req.resume();
       return reply(res, 200, { ok: true });
-    }
-    // Unauthenticated on purpose: the answer proves this process holds the token, for a fresh nonce
-    // of the worker's, before the worker sends it the token and the view (see client.ts).
-    if (req.method === 'GET' && url.pathname === '/hello') {
-      req.resume();
-      const nonce = url.searchParams.get('nonce') ?? '';
-      if (!HELLO_NONCE.test(nonce)) return error(res, 400, 'bad_request', 'expected nonce=<32-128 lower-case hex digits>', 'nonce');
-      return reply(res, 200, { proof: helloProof(this.opts.controlToken, nonce) });
     }
     const m = /^\/session\/([^/]*)(\/interceptions\/drain)?$/.exec(url.pathname);
     if (!m) {

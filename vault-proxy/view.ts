@@ -1,7 +1,6 @@
 // What travels over a sandbox pod's control port (pod mode): the session's view the worker pushes
 // with every bind (values included: the sidecar keeps it in memory only), and the interception
 // records the worker drains. Both sides parse with these schemas.
-import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { INJECTION_KINDS, egressPolicySchema } from '../lib/vault.ts';
 import type { SessionView } from './forward.ts';
@@ -56,13 +55,6 @@ export const drainResponseSchema = z.object({
   ),
   dropped: z.number().int().min(0),
 });
-
-/** The sidecar's answer to the worker's `GET /hello?nonce=`: proof that it holds the control token. */
-export function helloProof(token: string, nonce: string): string {
-  return createHmac('sha256', token).update(`berth-vault-proxy-hello\0${nonce}`).digest('hex');
-}
-
-export const HELLO_NONCE = /^[0-9a-f]{32,128}$/;
 
 /** `secrets.0.value: Required` style: where the body is wrong, never what it holds. */
 export function firstIssue(error: z.ZodError): { field: string; message: string } {

@@ -9,6 +9,7 @@
 // with every exec to sandboxd at the pod IP. The workspace
 // is the template's PVC: hibernate suspends the Sandbox (the pod goes, the PVC stays) and ensure()
 // resumes it. See docs/kubernetes.md.
+import { readFileSync } from 'node:fs';
 import { ApiException, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Config } from '../../lib/config.ts';
 import { KeyedMutex } from '../../lib/keyed-mutex.ts';
@@ -51,8 +52,9 @@ export interface KubernetesSandboxOptions {
   sandboxdPort: number;
   readyTimeoutMs: number;
   /** The vault proxy sidecar of every sandbox pod (pod mode): where the session is bound, with what
-   * token; the keyring that opens the credentials pushed to it, and the gateway it leads to. */
-  vaultProxy: { controlPort: number; token: string; keyring: Keyring; gatewayUrl?: string; gatewayApiKey?: string };
+   * token, over TLS verified against the Berth CA certificate `ca` (PEM); the keyring that opens the
+   * credentials pushed to it, and the gateway it leads to. */
+  vaultProxy: { controlPort: number; ca: string; token: string; keyring: Keyring; gatewayUrl?: string; gatewayApiKey?: string };
   /** Looks up a session's team, agent and harness; defaults to the database. */
   placement?: (sessionId: string) => Promise<SessionPlacement>;
   /** Told each time a readiness watch has to be reopened (cut connection, 410 Gone); logs by default. */
@@ -66,6 +68,17 @@ export function kubernetesOptionsFromConfig(config: Config): KubernetesSandboxOp
   if (!token) {
     throw new Error('BERTH_SANDBOX_BACKEND=kubernetes needs VAULT_PROXY_CONTROL_TOKEN (the one in the berth-vault-proxy Secret) to bind sessions to their pods');
   }
+  const caFile = config.BERTH_K8S_VAULT_PROXY_CA_FILE;
+  if (!caFile) {
+    throw new Error('BERTH_SANDBOX_BACKEND=kubernetes needs BERTH_K8S_VAULT_PROXY_CA_FILE (the Berth CA certificate, the berth-ca ConfigMap) to verify the sandbox pods\' vault proxies');
+  }
+  let ca: string;
+  try {
+    ca = readFileSync(caFile, 'utf8');
+  } catch (err) {
+    throw new Error(`BERTH_K8S_VAULT_PROXY_CA_FILE: cannot read ${caFile}: ${(err as Error).message}`);
+  }
+  if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`BERTH_K8S_VAULT_PROXY_CA_FILE: ${caFile} holds no PEM certificate (expected the Berth CA's ca.crt)`);
   const kube = new KubeConfig();
   if (config.BERTH_K8S_KUBECONFIG) kube.loadFromFile(config.BERTH_K8S_KUBECONFIG);
   else kube.loadFromCluster();
@@ -77,6 +90,7 @@ export function kubernetesOptionsFromConfig(config: Config): KubernetesSandboxOp
     readyTimeoutMs: config.BERTH_K8S_READY_TIMEOUT_S * 1000,
     vaultProxy: {
       controlPort: config.BERTH_K8S_VAULT_PROXY_CONTROL_PORT,
+      ca,
       token,
       keyring: keyringFromEnv({ BERTH_VAULT_KEY: config.BERTH_VAULT_KEY, BERTH_VAULT_KEYS: config.BERTH_VAULT_KEYS, BERTH_VAULT_KEY_ID: config.BERTH_VAULT_KEY_ID }),
       gatewayUrl: config.LITELLM_GATEWAY_URL,
@@ -258,7 +272,8 @@ export class KubernetesSandboxProvider implements SandboxProvider {
   }
 
   private binding(sessionId: string, podIP: string): PodBinding {
-    return { host: podIP, port: this.options.vaultProxy.controlPort, token: this.options.vaultProxy.token, sessionId };
+    const { controlPort: port, ca, token } = this.options.vaultProxy;
+    return { host: podIP, port, ca, token, sessionId };
   }
 
   /** Binds the session on the pod's vault proxy with its current view; false when the sidecar does not answer. */

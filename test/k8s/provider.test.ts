@@ -40,7 +40,7 @@ let provider: KubernetesSandboxProvider;
 let sandboxdPort: number;
 const vaultKey = `t1:${randomBytes(32).toString('base64')}`;
 const keyring = keyringFromEnv({ BERTH_VAULT_KEY: vaultKey });
-let vaultProxy: { controlPort: number; token: string; keyring: typeof keyring };
+let vaultProxy: { controlPort: number; ca: string; token: string; keyring: typeof keyring };
 let sidecarProxyPort: number;
 const canary = `ghp_CANARY_${randomBytes(12).toString('hex')}`;
 const credName = `K8S_${randomBytes(3).toString('hex').toUpperCase()}`;
@@ -65,10 +65,11 @@ beforeAll(async () => {
   }
   await seedSessions();
   sandboxdPort = await freePort();
-  vaultProxy = { controlPort: await freePort(), token: randomBytes(32).toString('hex'), keyring };
-  sidecarProxyPort = await freePort();
+  // The sidecars' control ports serve TLS their CA signs; the provider trusts that CA alone.
   const caDir = path.join(plane.dir, 'vault-ca');
-  await CertificateAuthority.loadOrCreate(caDir);
+  const ca = (await CertificateAuthority.loadOrCreate(caDir)).certPem;
+  vaultProxy = { controlPort: await freePort(), ca, token: randomBytes(32).toString('hex'), keyring };
+  sidecarProxyPort = await freePort();
   controller = playController(plane, NS, sandboxdPort, {
     proxyPort: sidecarProxyPort,
     controlPort: vaultProxy.controlPort,
@@ -116,8 +117,9 @@ async function seedSessions(): Promise<void> {
 /** Binding another session on the pod's sidecar is refused only when it already serves `sessionId`. */
 async function expectBoundTo(podIP: string, sessionId: string): Promise<void> {
   const { sessionId: _id, ...view } = await buildSessionView(sessionId, keyring, {});
-  await bindPodSession({ host: podIP, port: vaultProxy.controlPort, token: vaultProxy.token, sessionId }, view);
-  await expect(bindPodSession({ host: podIP, port: vaultProxy.controlPort, token: vaultProxy.token, sessionId: 'ses_intruder' }, view)).rejects.toThrow(/409/);
+  const { controlPort: port, ca, token } = vaultProxy;
+  await bindPodSession({ host: podIP, port, ca, token, sessionId }, view);
+  await expect(bindPodSession({ host: podIP, port, ca, token, sessionId: 'ses_intruder' }, view)).rejects.toThrow(/409/);
 }
 
 /** A plain request through the pod's sidecar (as the sandbox makes it): status and error code. */
@@ -310,11 +312,16 @@ describe('kubernetes sandbox provider (real kube-apiserver, played controller)',
 
     const kubeconfig = path.join(plane.dir, 'kubeconfig.yaml');
     fs.writeFileSync(kubeconfig, plane.kubeConfig().exportConfig(), { mode: 0o600 });
+    const caFile = path.join(plane.dir, 'berth-ca.crt'); // the berth-ca ConfigMap's ca.crt
+    fs.writeFileSync(caFile, vaultProxy.ca);
     const config = parseConfig({
       BERTH_K8S_KUBECONFIG: kubeconfig, BERTH_K8S_NAMESPACE: NS, BERTH_K8S_SANDBOXD_PORT: String(sandboxdPort), BERTH_K8S_READY_TIMEOUT_S: '20',
-      BERTH_K8S_VAULT_PROXY_CONTROL_PORT: String(vaultProxy.controlPort), VAULT_PROXY_CONTROL_TOKEN: vaultProxy.token, BERTH_VAULT_KEY: vaultKey,
+      BERTH_K8S_VAULT_PROXY_CONTROL_PORT: String(vaultProxy.controlPort), BERTH_K8S_VAULT_PROXY_CA_FILE: caFile,
+      VAULT_PROXY_CONTROL_TOKEN: vaultProxy.token, BERTH_VAULT_KEY: vaultKey,
     });
     expect(() => kubernetesOptionsFromConfig({ ...config, VAULT_PROXY_CONTROL_TOKEN: undefined })).toThrow(/needs VAULT_PROXY_CONTROL_TOKEN/);
+    expect(() => kubernetesOptionsFromConfig({ ...config, BERTH_K8S_VAULT_PROXY_CA_FILE: undefined })).toThrow(/needs BERTH_K8S_VAULT_PROXY_CA_FILE/);
+    expect(() => kubernetesOptionsFromConfig({ ...config, BERTH_K8S_VAULT_PROXY_CA_FILE: kubeconfig })).toThrow(/BERTH_K8S_VAULT_PROXY_CA_FILE: .* holds no PEM certificate/);
     const fromConfig = kubernetesSandboxProvider(kubernetesOptionsFromConfig(config));
     try {
       const { client, started } = await fromConfig.ensure({ sessionId: ids.session, env: {} });

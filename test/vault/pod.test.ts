@@ -3,20 +3,21 @@
 // binds its one session on the control port with the shared token and the session's view (built here
 // from the test stack's Postgres by the worker's code), then swaps stubs and scrubs responses through
 // a real TLS upstream; the worker drains its interception records into Postgres. Its CA comes from
-// the environment; a restarted proxy keeps its session id (session file) but waits for the next bind.
+// the environment, and its control port speaks only TLS signed by that CA: the worker sends nothing
+// to a listener whose certificate the CA did not sign. A restarted proxy keeps its session id
+// (session file) but waits for the next bind.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ROOT } from '../../bin/stack/berth.ts';
 import { freePort } from '../../bin/stack/ports.ts';
-import { startPodVaultProxy } from '../../bin/stack/vault-proxy.ts';
 import { CertificateAuthority, caFiles } from '../../vault-proxy/ca.ts';
 import { drainResponseSchema } from '../../vault-proxy/view.ts';
+import { startPodSidecar } from '../support/pod-sidecar.ts';
 import { ARTIFACTS } from '../support/processes.ts';
 import { TunnelAgent, request, startUpstream, tempDir, type Upstream } from './support.ts';
 
@@ -37,7 +38,7 @@ const credName = `POD_${randomBytes(3).toString('hex').toUpperCase()}`;
 
 let tmp: ReturnType<typeof tempDir>;
 let upstream: Upstream;
-let proxy: Awaited<ReturnType<typeof startPodVaultProxy>>;
+let proxy: Awaited<ReturnType<typeof startPodSidecar>>;
 let env: NodeJS.ProcessEnv;
 let logPath: string;
 let proxyPort: number;
@@ -74,7 +75,7 @@ beforeAll(async () => {
     VAULT_PROXY_CA_CERT: readFileSync(caFiles(caDir).certFile, 'utf8'), VAULT_PROXY_CA_KEY: readFileSync(caFiles(caDir).keyFile, 'utf8'),
   };
   logPath = path.join(ARTIFACTS, `vault-pod-${path.basename(tmp.dir)}.log`);
-  proxy = await startPodVaultProxy({ env, logPath });
+  proxy = await startPodSidecar({ env, logPath });
 }, 90_000);
 
 afterAll(async () => {
@@ -84,16 +85,18 @@ afterAll(async () => {
   tmp?.remove();
 });
 
-const binding = (id = sessionId, t = token) => ({ host: '127.0.0.1', port: controlPort, token: t, sessionId: id });
+const binding = (id = sessionId, t = token) => ({ host: '127.0.0.1', port: controlPort, ca: caPem, token: t, sessionId: id });
+/** A request to the control port over TLS verified against the Berth CA. */
+const control = (pathname: string, opts: Parameters<typeof request>[1] = {}) => request(`https://127.0.0.1:${controlPort}${pathname}`, { ca: caPem, agent: false, ...opts });
 /** What the worker pushes: the session's view built from the database, without its id. */
 const pushedView = async () => {
   const { sessionId: _id, ...view } = await buildSessionView(sessionId, keyring, {});
   return view;
 };
 const put = (id: string, auth?: string, body?: string) =>
-  request(`http://127.0.0.1:${controlPort}/session/${id}`, { method: 'PUT', headers: auth ? { authorization: auth } : {}, body });
+  control(`/session/${id}`, { method: 'PUT', headers: auth ? { authorization: auth } : {}, body });
 const rawDrain = async (body: object) => {
-  const res = await request(`http://127.0.0.1:${controlPort}/session/${sessionId}/interceptions/drain`, {
+  const res = await control(`/session/${sessionId}/interceptions/drain`, {
     method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
   });
   expect(res.status).toBe(200);
@@ -158,7 +161,7 @@ describe('the vault proxy in pod mode', () => {
     expect(other.status).toBe(409);
     expect(JSON.parse(other.body).error.code).toBe('already_bound');
     await expect(bindPodSession(binding('ses_someoneelse'), await pushedView())).rejects.toThrow(/refused to bind session ses_someoneelse: 409/);
-    await expect(bindPodSession(binding(sessionId, 'x'.repeat(64)), await pushedView())).rejects.toThrow(/did not prove it holds VAULT_PROXY_CONTROL_TOKEN \(HTTP 200\): it is not the sidecar, or the token differs/);
+    await expect(bindPodSession(binding(sessionId, 'x'.repeat(64)), await pushedView())).rejects.toThrow(/refused to bind session ses_\w+: 401/);
     expect(readFileSync(env.VAULT_PROXY_SESSION_FILE!, 'utf8')).toBe(sessionId); // the id only, never the view
   });
 
@@ -176,29 +179,46 @@ describe('the vault proxy in pod mode', () => {
     expect(res.body).toBe(`you sent: Bearer ${stub} and `);
   });
 
-  it('the worker sends neither the token nor the view to a control port that cannot prove it holds the token', async () => {
-    // What a sandbox process could do while its sidecar is down: listen on the control port itself.
-    const seen: string[] = [];
-    const impostor = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''} ${body}`);
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ proof: 'f'.repeat(64) }));
+  it('the control port speaks only TLS the Berth CA signed, for the address dialled', async () => {
+    await expect(request(`http://127.0.0.1:${controlPort}/healthz`)).rejects.toThrow(); // no plain HTTP
+    await expect(control('/healthz', { ca: undefined })).rejects.toMatchObject({ code: 'SELF_SIGNED_CERT_IN_CHAIN' }); // not a public CA's
+    const res = await control('/healthz');
+    expect(res.status).toBe(200);
+  });
+
+  it('the worker sends neither the token nor the view to a listener whose certificate the Berth CA did not sign', async () => {
+    // What a sandbox process could do while its sidecar is down: listen on the control port itself,
+    // with a self-signed certificate or one from a CA of its own, each for the address dialled.
+    const selfSigned = { key: path.join(tmp.dir, 'self.key'), cert: path.join(tmp.dir, 'self.crt') };
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', selfSigned.key, '-out', selfSigned.cert]);
+    const otherCa = await CertificateAuthority.loadOrCreate(path.join(tmp.dir, 'other-ca'));
+    const impostors = [
+      { key: readFileSync(selfSigned.key, 'utf8'), cert: readFileSync(selfSigned.cert, 'utf8') },
+      await otherCa.issuePem(['127.0.0.1']),
+    ];
+    for (const pair of impostors) {
+      let connections = 0;
+      const received: Buffer[] = [];
+      const impostor = tls.createServer(pair, (s) => {
+        s.on('data', (c: Buffer) => received.push(c));
+        s.on('error', () => undefined);
       });
-    });
-    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
-    const port = (impostor.address() as { port: number }).port;
-    try {
-      await expect(bindPodSession({ ...binding(), port }, await pushedView())).rejects.toThrow(/did not prove it holds VAULT_PROXY_CONTROL_TOKEN/);
-      await expect(drainPodInterceptions({ ...binding(), port })).rejects.toThrow(/did not prove/);
-      expect(seen).toHaveLength(2);
-      for (const line of seen) expect(line).toMatch(/^GET \/hello\?nonce=[0-9a-f]{64} {2}$/);
-    } finally {
-      impostor.close();
+      impostor.on('connection', () => connections++);
+      await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+      const port = (impostor.address() as { port: number }).port;
+      try {
+        await expect(bindPodSession({ ...binding(), port }, await pushedView())).rejects.toThrow(
+          /presented a certificate the Berth CA did not sign for 127\.0\.0\.1 \(\w+\): it is not the sidecar.*sent it neither the token nor the session's view/,
+        );
+        await expect(drainPodInterceptions({ ...binding(), port })).rejects.toThrow(/did not sign/);
+        await new Promise((r) => setTimeout(r, 100)); // anything sent would have arrived by now
+        expect(connections).toBe(2); // the worker did reach it and began the TLS handshake...
+        expect(Buffer.concat(received).length).toBe(0); // ...and sent not one byte of a request
+      } finally {
+        impostor.close();
+      }
     }
-    const bad = await request(`http://127.0.0.1:${controlPort}/hello?nonce=xyz`);
-    expect(JSON.parse(bad.body).error).toMatchObject({ code: 'bad_request', details: { field: 'nonce' } });
   });
 
   it('hands its records to the worker, which stores each once even when a drain is repeated', async () => {
@@ -230,7 +250,7 @@ describe('the vault proxy in pod mode', () => {
 
   it('after a restart keeps its session but forwards nothing until the next bind brings the view', async () => {
     await proxy.stop(5_000);
-    proxy = await startPodVaultProxy({ env, logPath });
+    proxy = await startPodSidecar({ env, logPath });
     const waiting = await plainEcho();
     expect(waiting.status).toBe(503);
     expect(JSON.parse(waiting.body).error).toMatchObject({ code: 'session_view_missing', message: expect.stringContaining('retry after the next tool call') });

@@ -2,14 +2,15 @@
 // a claim against a missing pool or template gets Ready=False WarmPoolNotFound/TemplateNotFound;
 // otherwise it gets a Sandbox (from the template) whose "pod" is a real sandboxd listening on a
 // loopback address of its own, with the workspace in a directory that stands for the PVC, and the
-// vault proxy sidecar in pod mode on the same address (proxy and control ports from `sidecar`).
+// vault proxy sidecar in pod mode on the same address (proxy and control ports from `sidecar`; the
+// control port serves TLS its CA signs for that address, as in a real pod).
 // Suspending the Sandbox stops sandboxd (the workspace stays); resuming starts it again on a new
 // address, as a new pod gets a new IP. Deleting the claim takes the Sandbox and its workspace, and
 // so does its expiry (ClaimExpired), which keeps the claim itself.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnLogged, waitReady, type ChildHandle } from '../../../bin/stack/child.ts';
-import { startPodVaultProxy } from '../../../bin/stack/vault-proxy.ts';
+import { startPodSidecar } from '../../support/pod-sidecar.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { requireTool } from './control-plane.ts';
 
@@ -77,7 +78,7 @@ export function playController(plane: ControlPlane, namespace: string, sandboxdP
     });
     const env = { ...sidecar.env, VAULT_PROXY_LISTEN: `${pod.ip}:${sidecar.proxyPort}`, VAULT_PROXY_CONTROL_LISTEN: `${pod.ip}:${sidecar.controlPort}` };
     const [vaultProxy] = await Promise.all([
-      startPodVaultProxy({ env, logPath: path.join(plane.dir, `vault-proxy-${name}.log`) }),
+      startPodSidecar({ env, logPath: path.join(plane.dir, `vault-proxy-${name}.log`) }),
       waitReady(pod.sandboxd, async () => (await fetch(`http://${pod.ip}:${sandboxdPort}/health`)).ok, 10_000),
     ]);
     pod.vaultProxy = vaultProxy;
