@@ -1,5 +1,5 @@
 // The vault proxy process (vault-proxy/main.ts): one node process, ready once its control socket answers.
-// startPodVaultProxy runs it in pod mode (as a sandbox pod's sidecar does), ready once its control port answers.
+// (Tests run pod mode, as a sandbox pod's sidecar does, with test/support/pod-sidecar.ts.)
 import http from 'node:http';
 import { controlSocket, vaultRunDir } from '../../vault-proxy/paths.ts';
 import { ROOT } from './berth.ts';
@@ -29,16 +29,4 @@ function controlHealthy(runDir: string): Promise<boolean> {
     req.on('error', () => resolve(false));
     req.on('timeout', () => req.destroy());
   });
-}
-
-/** Pod mode: `env` must set VAULT_PROXY_LISTEN, VAULT_PROXY_CONTROL_LISTEN (host:port), the token and the CA. */
-export async function startPodVaultProxy(opts: VaultProxyProcessOptions): Promise<ChildHandle> {
-  const control = opts.env.VAULT_PROXY_CONTROL_LISTEN;
-  if (!opts.env.VAULT_PROXY_LISTEN || !control) throw new Error('startPodVaultProxy: set VAULT_PROXY_LISTEN and VAULT_PROXY_CONTROL_LISTEN');
-  const child = spawnLogged({
-    name: `vault-proxy ${opts.env.VAULT_PROXY_LISTEN}`, command: process.execPath, args: ['--import', 'tsx', 'vault-proxy/main.ts'], cwd: ROOT, env: opts.env, logPath: opts.logPath,
-  });
-  const healthz = async () => (await fetch(`http://${control}/healthz`, { signal: AbortSignal.timeout(1_000) })).ok;
-  await waitReady(child, healthz, opts.readyTimeoutMs ?? 60_000);
-  return child;
 }
