@@ -13,7 +13,7 @@ import { spawnLogged, tailLog, waitReady, type ChildHandle } from '../../../bin/
 import { freePort } from '../../../bin/stack/ports.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-export const crdDir = path.resolve(repoRoot, '..', 'shared', 'agent-sandbox');
+export const crdDir = path.join(repoRoot, 'test', 'k8s', 'crds', 'agent-sandbox-v0.5.6');
 const toolsBin = path.join(repoRoot, '.tools', 'bin');
 
 export interface ControlPlane {
