@@ -183,34 +183,32 @@ export class PodProxyService {
 
   private async onControl(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://control');
+    // Answered without reading the body: drop it, so the connection can serve the next request.
+    const refuse = (status: number, code: string, message: string, field?: string) => {
+      req.resume();
+      error(res, status, code, message, field);
+    };
     if (req.method === 'GET' && url.pathname === '/healthz') {
       req.resume();
       return reply(res, 200, { ok: true });
     }
     const m = /^\/session\/([^/]*)(\/interceptions\/drain)?$/.exec(url.pathname);
-    if (!m) {
-      req.resume();
-      return error(res, 404, 'not_found', 'unknown route: the control port serves PUT /session/<id>, POST /session/<id>/interceptions/drain and GET /healthz');
-    }
+    if (!m) return refuse(404, 'not_found', 'unknown route: the control port serves PUT /session/<id>, POST /session/<id>/interceptions/drain and GET /healthz');
     const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
     if (!auth || !tokenMatches(auth[1]!, this.opts.controlToken)) {
-      req.resume();
       this.opts.log.warn('control request refused: bad or missing token', { from: req.socket.remoteAddress });
-      return error(res, 401, 'unauthorized', 'send Authorization: Bearer <VAULT_PROXY_CONTROL_TOKEN>');
+      return refuse(401, 'unauthorized', 'send Authorization: Bearer <VAULT_PROXY_CONTROL_TOKEN>');
     }
     const draining = Boolean(m[2]);
     if (req.method !== (draining ? 'POST' : 'PUT')) {
-      req.resume();
-      return error(res, 405, 'method_not_allowed', draining ? 'use POST to drain interceptions' : 'use PUT to bind the session');
+      return refuse(405, 'method_not_allowed', draining ? 'use POST to drain interceptions' : 'use PUT to bind the session');
     }
     const sessionId = decodeURIComponent(m[1]!);
     if (!SESSION_ID.test(sessionId)) {
-      req.resume();
-      return error(res, 400, 'bad_request', 'expected a session id of 1-128 letters, digits, _ or -', 'session');
+      return refuse(400, 'bad_request', 'expected a session id of 1-128 letters, digits, _ or -', 'session');
     }
     if (this.sessionId && this.sessionId !== sessionId) {
-      req.resume();
-      return error(res, 409, 'already_bound', `this sandbox pod already serves session ${this.sessionId}; a pod is never reused for another session`);
+      return refuse(409, 'already_bound', `this sandbox pod already serves session ${this.sessionId}; a pod is never reused for another session`);
     }
     try {
       if (draining) {

@@ -303,15 +303,12 @@ export class KubernetesSandboxProvider implements SandboxProvider {
 
   /** Binds the session on the pod's vault proxy, waiting while the sidecar does not answer. */
   private async bindVault(sessionId: string, ready: { podIP: string; sandboxName: string }, deadline: number): Promise<void> {
-    for (;;) {
-      try {
-        if (await this.pushView(sessionId, ready.podIP)) return;
-        throw new ProxyUnreachable(`the vault proxy at ${ready.podIP}:${this.options.vaultProxy.controlPort} does not answer`);
-      } catch (err) {
-        if (!(err instanceof ProxyUnreachable)) throw err;
-        if (Date.now() > deadline) throw new SandboxReadyTimeoutError(`Sandbox ${ready.sandboxName} is Ready but ${err.message}`);
-        await new Promise((r) => setTimeout(r, 200));
+    while (!(await this.pushView(sessionId, ready.podIP))) {
+      if (Date.now() > deadline) {
+        const where = `${ready.podIP}:${this.options.vaultProxy.controlPort}`;
+        throw new SandboxReadyTimeoutError(`Sandbox ${ready.sandboxName} is Ready but the vault proxy at ${where} does not answer`);
       }
+      await new Promise((r) => setTimeout(r, 200));
     }
   }
 
