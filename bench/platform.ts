@@ -13,6 +13,7 @@ import { startScriptedStack } from '../bin/stack/scripted-stack.ts';
 import { apiClient, readEvents } from '../test/support/api-client.ts';
 import { lastUserMessage, startGatewayTap } from './gateway-tap.ts';
 import { round, summary } from './stats.ts';
+import { temporalSplit } from './temporal-split.ts';
 import { ensureDevVaultKey } from '../lib/vault.ts';
 
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
@@ -69,6 +70,7 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
       timeoutMs: 300_000,
     });
     const parts = { total: [] as number[], berth: [] as number[], gateway: [] as number[], berthIn: [] as number[], berthOut: [] as number[] };
+    const measured: { accepted: number; sent: number }[] = [];
     for (let turn = 1; turn <= TURNS; turn++) {
       const content = `overhead ${turn}`;
       const ended = new Promise<number>((resolve) => completed.set(turn, resolve));
@@ -85,8 +87,10 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
       parts.gateway.push(m.received - t.sent + (t.answered - m.replied));
       parts.berthIn.push(berthIn);
       parts.berthOut.push(berthOut);
+      measured.push({ accepted, sent: t.sent });
     }
     await stream;
+    const berthInSplit = await temporalSplit(stack.temporal.address, sid, measured);
     const idleRss = { worker_mb: rss.worker.sample(), web_mb: rss.web.sample() };
 
     const processes = { worker: worker.pid, web: web.pid, temporal: stack.temporal.pid, litellm: stack.gateway.pid, postgres: stack.pg.pid };
@@ -128,6 +132,7 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
       // The same turns without the LiteLLM proxy's share (measured at its door).
       berth_overhead_per_turn_ms: summary(parts.berth),
       berth_accept_to_gateway_request_ms: summary(parts.berthIn),
+      berth_accept_to_gateway_request_split: berthInSplit,
       berth_gateway_answer_to_sse_turn_completed_ms: summary(parts.berthOut),
       gateway_overhead_per_turn_ms: summary(parts.gateway),
       concurrent_50: c50,
