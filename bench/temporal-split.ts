@@ -21,11 +21,12 @@ export async function temporalSplit(address: string, workflowId: string, turns: 
     const split = { toTaskStarted: [] as number[], task: [] as number[], stepToGateway: [] as number[] };
     for (const { accepted, sent } of turns) {
       const i = events.findIndex((e) => e.workflowExecutionUpdateAcceptedEventAttributes && at(e) >= accepted);
+      if (i < 0) continue;
       // The accepted update follows its workflow task's scheduled, started and completed events.
       const started = events.slice(0, i).findLast((e) => e.workflowTaskStartedEventAttributes);
       const completed = events.slice(0, i).findLast((e) => e.workflowTaskCompletedEventAttributes);
       const scheduled = events.slice(i).find((e) => e.activityTaskScheduledEventAttributes);
-      if (i < 0 || !started || !completed || !scheduled) continue;
+      if (!started || !completed || !scheduled) continue;
       split.toTaskStarted.push(at(started) - accepted);
       split.task.push(at(completed) - at(started));
       split.stepToGateway.push(sent - at(scheduled));
