@@ -23,8 +23,9 @@ export async function temporalSplit(address: string, workflowId: string, turns: 
       const i = events.findIndex((e) => e.workflowExecutionUpdateAcceptedEventAttributes && at(e) >= accepted);
       if (i < 0) continue;
       // The accepted update follows its workflow task's scheduled, started and completed events.
-      const started = events.slice(0, i).findLast((e) => e.workflowTaskStartedEventAttributes);
-      const completed = events.slice(0, i).findLast((e) => e.workflowTaskCompletedEventAttributes);
+      const before = events.slice(0, i);
+      const started = before.findLast((e) => e.workflowTaskStartedEventAttributes);
+      const completed = before.findLast((e) => e.workflowTaskCompletedEventAttributes);
       const scheduled = events.slice(i).find((e) => e.activityTaskScheduledEventAttributes);
       if (!started || !completed || !scheduled) continue;
       split.toTaskStarted.push(at(started) - accepted);
