@@ -2,7 +2,7 @@
 // (after a crash, a timeout, a lost connection) writes nothing twice.
 import { Context } from '@temporalio/activity';
 import { db } from '../lib/db.ts';
-import { appendEvents } from '../lib/events.ts';
+import { appendEvents, appendEventsSql } from '../lib/events.ts';
 import { newId } from '../lib/ids.ts';
 import type { NewSessionEvent, ToolCall, Usage } from '../lib/types.ts';
 
@@ -29,47 +29,35 @@ export async function findEarlierResult(sessionId: string, seq: number) {
 }
 
 /**
- * Inserts the message unless its seq is already taken (first write wins), then emits `before`,
- * message.created and `after` in one append. The insert is a single ON CONFLICT DO NOTHING
- * statement; only a retry that lost to an earlier write reads the stored row back.
+ * Inserts the message unless its seq is already taken (first write wins), and emits `before`,
+ * message.created (of the stored row: a retry that lost to an earlier write announces that one) and
+ * `after`, all in one statement: one round trip, on the path of every reply and tool result.
  */
 export async function recordMessage(
   m: TranscriptMessage,
   events: { before?: NewSessionEvent[]; after?: NewSessionEvent[] } = {},
 ): Promise<void> {
-  const data = {
-    id: m.id ?? newId('msg'),
-    sessionId: m.sessionId,
-    seq: m.seq,
-    turn: m.turn,
-    role: m.role,
-    content: m.content,
-    toolCalls: m.toolCalls?.length ? m.toolCalls.map((c) => ({ ...c })) : undefined,
-    toolCallId: m.toolCallId ?? null,
-    toolName: m.toolName ?? null,
-    promptTokens: m.usage?.promptTokens ?? 0,
-    completionTokens: m.usage?.completionTokens ?? 0,
-  };
-  const { count } = await db().message.createMany({ data: [data], skipDuplicates: true });
-  const row =
-    count === 1 ? data : await db().message.findUniqueOrThrow({ where: { sessionId_seq: { sessionId: m.sessionId, seq: m.seq } } });
-  await appendEvents(m.sessionId, [
-    ...(events.before ?? []),
-    {
-      key: `msg.${m.seq}`,
-      type: 'message.created',
-      data: {
-        message_id: row.id,
-        seq: row.seq,
-        turn: row.turn,
-        role: row.role,
-        content: row.content,
-        ...(row.toolCalls ? { tool_calls: row.toolCalls } : {}),
-        ...(row.toolCallId ? { tool_call_id: row.toolCallId, tool_name: row.toolName } : {}),
-      },
-    },
-    ...(events.after ?? []),
-  ]);
+  const toolCalls = m.toolCalls?.length ? JSON.stringify(m.toolCalls) : null;
+  await db().$queryRaw`
+    WITH ins AS (
+      INSERT INTO messages (id, session_id, seq, turn, role, content, tool_calls, tool_call_id, tool_name, prompt_tokens, completion_tokens)
+      VALUES (${m.id ?? newId('msg')}, ${m.sessionId}, ${m.seq}, ${m.turn}, ${m.role}, ${m.content}, ${toolCalls}::jsonb,
+              ${m.toolCallId ?? null}, ${m.toolName ?? null}, ${m.usage?.promptTokens ?? 0}, ${m.usage?.completionTokens ?? 0})
+      ON CONFLICT DO NOTHING
+      RETURNING id, seq, turn, role, content, tool_calls, tool_call_id, tool_name
+    ),
+    stored AS (
+      SELECT * FROM ins
+      UNION ALL
+      SELECT id, seq, turn, role, content, tool_calls, tool_call_id, tool_name FROM messages WHERE session_id = ${m.sessionId} AND seq = ${m.seq}
+    ),
+    derived AS (
+      SELECT jsonb_build_object('message_id', id, 'seq', seq, 'turn', turn, 'role', role, 'content', content)
+        || CASE WHEN tool_calls IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('tool_calls', tool_calls) END
+        || CASE WHEN tool_call_id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('tool_call_id', tool_call_id, 'tool_name', tool_name) END AS d
+      FROM stored
+    ),
+    ${appendEventsSql(m.sessionId, [...(events.before ?? []), { key: `msg.${m.seq}`, type: 'message.created', data: null }, ...(events.after ?? [])])}`;
 }
 
 /** The key of the single end event of a turn (completed, failed or aborted): a turn ends once. */
@@ -89,14 +77,19 @@ export class CoalescingWriter {
   private pending = '';
   private n = 0;
   private timer: NodeJS.Timeout | undefined;
-  private chain: Promise<unknown> = Promise.resolve();
+  private chain: Promise<unknown>;
+  private readonly intervalMs: number;
 
+  /** `after`: a write the first event must follow (its failure fails every write after it). */
   constructor(
     private readonly sessionId: string,
     private readonly keyPrefix: string,
     private readonly toEvent: (text: string) => { type: 'message.delta' | 'tool.output'; data: Record<string, unknown> },
-    private readonly intervalMs = 50,
-  ) {}
+    opts: { intervalMs?: number; after?: Promise<unknown> } = {},
+  ) {
+    this.intervalMs = opts.intervalMs ?? 50;
+    this.chain = opts.after ?? Promise.resolve();
+  }
 
   push(text: string): void {
     this.pending += text;

@@ -1,7 +1,7 @@
 // The per-session event log: what SSE clients read. Activities append (idempotently, by key);
 // a trigger NOTIFYs on every insert; each web process holds one LISTEN connection and fans out.
 import pg from 'pg';
-import { db } from './db.ts';
+import { db, Prisma } from './db.ts';
 import { loadConfig } from './config.ts';
 import type { NewSessionEvent, SessionEvent, SessionEventType } from './types.ts';
 
@@ -11,13 +11,23 @@ import type { NewSessionEvent, SessionEvent, SessionEventType } from './types.ts
  */
 export async function appendEvents(sessionId: string, events: NewSessionEvent[]): Promise<number[]> {
   if (events.length === 0) return [];
+  const rows = await db().$queryRaw<{ seq: bigint }[]>`WITH ${appendEventsSql(sessionId, events)}`;
+  return rows.map((r) => Number(r.seq));
+}
+
+/**
+ * The tail of one statement that appends events: its CTEs and the INSERT, for `WITH <caller's CTEs,>
+ * <this>`. It locks the session row, drops keys already present and numbers the rest. An event whose
+ * data is null takes its data from the caller's CTE `derived` (one row, one jsonb column `d`).
+ */
+export function appendEventsSql(sessionId: string, events: (NewSessionEvent | DerivedEvent)[]): Prisma.Sql {
   const keys = events.map((e) => e.key);
   const types = events.map((e) => e.type);
-  const data = events.map((e) => JSON.stringify(e.data));
-  // One statement: lock the session row, drop keys already present, number the rest.
-  const rows = await db().$queryRaw<{ seq: bigint }[]>`
-    WITH input AS (
-      SELECT k, t, d::jsonb AS d, ord
+  const data = events.map((e) => (e.data === null ? null : JSON.stringify(e.data)));
+  const d = data.includes(null) ? Prisma.sql`COALESCE(u.d::jsonb, (SELECT d FROM derived))` : Prisma.sql`u.d::jsonb`;
+  return Prisma.sql`
+    input AS (
+      SELECT k, t, ${d} AS d, ord
       FROM unnest(${keys}::text[], ${types}::text[], ${data}::text[]) WITH ORDINALITY AS u(k, t, d, ord)
       WHERE NOT EXISTS (SELECT 1 FROM session_events e WHERE e.session_id = ${sessionId} AND e.key = u.k)
     ),
@@ -31,7 +41,13 @@ export async function appendEvents(sessionId: string, events: NewSessionEvent[])
     FROM input, bump
     ON CONFLICT DO NOTHING
     RETURNING seq`;
-  return rows.map((r) => Number(r.seq));
+}
+
+/** An event whose data the statement derives from the caller's CTE `derived` (see appendEventsSql). */
+export interface DerivedEvent {
+  key: string;
+  type: NewSessionEvent['type'];
+  data: null;
 }
 
 export async function listEvents(sessionId: string, afterSeq: number, limit = 500): Promise<SessionEvent[]> {

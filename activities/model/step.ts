@@ -28,19 +28,21 @@ export function makeModelStep(config: Config) {
     const { sessionId, turn, step, agent, assistantSeq, userMessage } = input;
     const ctx = Context.current();
     const attempt = ctx.info.attempt;
-    // The user message (the turn's first) is recorded while the context is read: buildContext adds
-    // it when the read came first. On a first attempt findEarlierResult asks nothing.
-    const [messages, done] = await Promise.all([
-      buildContext(sessionId, agent, userMessage),
-      findEarlierResult(sessionId, assistantSeq),
-      userMessage && recordMessage({ sessionId, seq: userMessage.seq, turn, role: 'user', content: userMessage.content, id: userMessage.messageId }),
-    ]);
+    // The user message (the turn's first) is recorded while the context is read and the model
+    // answers: buildContext adds it when the read came first, and the first delta waits for it.
+    // On a first attempt findEarlierResult asks nothing.
+    const userRecorded = userMessage
+      ? recordMessage({ sessionId, seq: userMessage.seq, turn, role: 'user', content: userMessage.content, id: userMessage.messageId })
+      : Promise.resolve();
+    userRecorded.catch(() => undefined); // awaited below; this only keeps an early failure from counting as unhandled
+    const [messages, done] = await Promise.all([buildContext(sessionId, agent, userMessage), findEarlierResult(sessionId, assistantSeq)]);
     if (done) {
       const reply: ModelStepResult = {
         content: done.content,
         toolCalls: (done.toolCalls as ToolCall[] | null) ?? [],
         usage: { promptTokens: done.promptTokens, completionTokens: done.completionTokens },
       };
+      await userRecorded;
       // Recording it again writes nothing new but the events the dead attempt did not get to write.
       await recordMessage(
         { sessionId, seq: assistantSeq, turn, role: 'assistant', content: reply.content, toolCalls: reply.toolCalls, usage: reply.usage },
@@ -52,10 +54,12 @@ export function makeModelStep(config: Config) {
     if (attempt > 1) {
       await appendEvents(sessionId, [{ key: `t${turn}.s${step}.a${attempt}.retry`, type: 'step.retry', data: { turn, step, attempt } }]);
     }
-    const deltas = new CoalescingWriter(sessionId, `t${turn}.s${step}.a${attempt}.d`, (text) => ({
-      type: 'message.delta',
-      data: { turn, step, attempt, text },
-    }));
+    const deltas = new CoalescingWriter(
+      sessionId,
+      `t${turn}.s${step}.a${attempt}.d`,
+      (text) => ({ type: 'message.delta', data: { turn, step, attempt, text } }),
+      { after: userRecorded },
+    );
     let partial = '';
     try {
       const tools = toolDefinitions(agent.tools);

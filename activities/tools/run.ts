@@ -111,7 +111,7 @@ export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
     const live = new CoalescingWriter(at.sessionId, `tool.${at.seq}.a${ctx.info.attempt}.o`, (data) => ({
       type: 'tool.output',
       data: { turn: at.turn, call_id: at.callId, data },
-    }), 100);
+    }), { intervalMs: 100 });
     let streamed = 0;
     const onAbort = () => void client.kill(execId).catch(() => undefined);
     ctx.cancellationSignal.addEventListener('abort', onAbort);

@@ -1,0 +1,83 @@
+// The transcript's one-statement write (activities/transcript.ts) against real Postgres: the message
+// row and its events land together, in order; a repeat writes nothing; the first write wins and
+// message.created describes the stored row. Deltas queued behind a pending write follow it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CoalescingWriter, recordMessage } from '../../activities/transcript.ts';
+import { db } from '../../lib/db.ts';
+import { listEvents } from '../../lib/events.ts';
+import { startApi, type TestApi } from '../api/harness.ts';
+
+let t: TestApi;
+let agentId: string;
+beforeAll(async () => {
+  t = await startApi('transcript'); // no worker: these tests write as the activities do
+  agentId = (await t.api.post('/v1/agents', { name: 'transcript', model: 'm' })).body.id;
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+const newSession = async () => (await t.api.post('/v1/sessions', { agent_id: agentId })).body.id as string;
+const events = async (sessionId: string) => (await listEvents(sessionId, 0)).map(({ seq, type, data }) => ({ seq, type, data }));
+
+describe('recordMessage', () => {
+  it('writes the row, then before, message.created and after with consecutive seqs', async () => {
+    const sid = await newSession();
+    const calls = [{ id: 'call_1', name: 'bash', arguments: '{"command":"ls"}' }];
+    await recordMessage(
+      { sessionId: sid, seq: 2, turn: 1, role: 'assistant', content: '', toolCalls: calls, usage: { promptTokens: 7, completionTokens: 3 } },
+      { before: [{ key: 'd.0', type: 'message.delta', data: { turn: 1, text: 'x' } }], after: [{ key: 'end', type: 'turn.completed', data: { turn: 1 } }] },
+    );
+    const row = await db().message.findUniqueOrThrow({ where: { sessionId_seq: { sessionId: sid, seq: 2 } } });
+    expect(row).toMatchObject({ role: 'assistant', turn: 1, toolCalls: calls, toolCallId: null, promptTokens: 7, completionTokens: 3 });
+    expect(await events(sid)).toEqual([
+      { seq: 1, type: 'message.delta', data: { turn: 1, text: 'x' } },
+      { seq: 2, type: 'message.created', data: { message_id: row.id, seq: 2, turn: 1, role: 'assistant', content: '', tool_calls: calls } },
+      { seq: 3, type: 'turn.completed', data: { turn: 1 } },
+    ]);
+  });
+
+  it('names the tool call of a tool result, and says nothing of tool calls it has not', async () => {
+    const sid = await newSession();
+    await recordMessage({ sessionId: sid, seq: 3, turn: 1, role: 'tool', content: 'out', toolCallId: 'call_1', toolName: 'bash', id: 'msg_tool' });
+    expect((await events(sid))[0]!.data).toEqual({ message_id: 'msg_tool', seq: 3, turn: 1, role: 'tool', content: 'out', tool_call_id: 'call_1', tool_name: 'bash' });
+  });
+
+  it('keeps the first write of a seq and writes no event twice', async () => {
+    const sid = await newSession();
+    await recordMessage({ sessionId: sid, seq: 1, turn: 1, role: 'user', content: 'first', id: 'msg_first' });
+    await recordMessage({ sessionId: sid, seq: 1, turn: 1, role: 'user', content: 'second', id: 'msg_second' }, {
+      after: [{ key: 'late', type: 'turn.completed', data: { turn: 1 } }],
+    });
+    expect(await db().message.findMany({ where: { sessionId: sid }, select: { id: true, content: true } })).toEqual([{ id: 'msg_first', content: 'first' }]);
+    const written = await events(sid);
+    expect(written.map((e) => e.type)).toEqual(['message.created', 'turn.completed']);
+    expect(written[0]!.data).toMatchObject({ message_id: 'msg_first', content: 'first' });
+  });
+});
+
+describe('CoalescingWriter', () => {
+  it('writes its first event only after the write it was told to follow', async () => {
+    const sid = await newSession();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const user = gate.then(() => recordMessage({ sessionId: sid, seq: 1, turn: 1, role: 'user', content: 'hi' }));
+    const deltas = new CoalescingWriter(sid, 'd', (text) => ({ type: 'message.delta', data: { text } }), { intervalMs: 1, after: user });
+    deltas.push('a');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await events(sid)).toEqual([]); // the delta waits for the user message
+    release();
+    deltas.push('b');
+    await deltas.close();
+    expect((await events(sid)).map((e) => e.type)).toEqual(['message.created', 'message.delta', 'message.delta']);
+  });
+
+  it('fails its writes when the write it follows failed', async () => {
+    const sid = await newSession();
+    const failed = Promise.reject(new Error('user message not recorded'));
+    const deltas = new CoalescingWriter(sid, 'd', (text) => ({ type: 'message.delta', data: { text } }), { after: failed });
+    deltas.push('a');
+    await expect(deltas.drain()).rejects.toThrow('user message not recorded');
+    expect(await events(sid)).toEqual([]);
+  });
+});
