@@ -24,20 +24,21 @@ export async function startGatewayTap(gatewayUrl: string, now: () => number) {
   // Forwarded with fetch (undici), whose idle sockets close before uvicorn's keep-alive ends, so a
   // request never lands on a socket the gateway is closing.
   const forward = async (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse) => {
-    let mark: TapMarks | undefined;
-    try {
-      const parsed = JSON.parse(body.toString('utf8')) as ChatRequest;
-      if (Array.isArray(parsed.messages)) marks.set(lastUserMessage(parsed), (mark = { sent: now(), answered: 0 }));
-    } catch {
-      // not a chat request: forwarded untouched
-    }
+    const arrived = now();
     const headers = Object.entries(req.headers).flatMap(([k, v]) => (NOT_FORWARDED.has(k) || v === undefined ? [] : [[k, String(v)] as [string, string]]));
     const up = await fetch(new URL(req.url ?? '/', gatewayUrl), { method: req.method, headers, body: body.length ? new Uint8Array(body) : undefined });
     res.writeHead(up.status, Object.fromEntries([...up.headers].filter(([k]) => !NOT_FORWARDED.has(k) && k !== 'content-encoding')));
     const reader = up.body?.getReader();
     for (let r = await reader?.read(); r && !r.done; r = await reader!.read()) res.write(r.value);
-    if (mark) mark.answered = now();
+    const answered = now();
     res.end();
+    // Read only once it is all passed on, so the tap's own parsing delays nothing it measures.
+    try {
+      const parsed = JSON.parse(body.toString('utf8')) as ChatRequest;
+      if (Array.isArray(parsed.messages)) marks.set(lastUserMessage(parsed), { sent: arrived, answered });
+    } catch {
+      // not a chat request
+    }
   };
   const server = http.createServer((req, res) => {
     const parts: Buffer[] = [];
