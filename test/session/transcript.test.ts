@@ -1,7 +1,9 @@
 // The transcript's one-statement write (activities/transcript.ts) against real Postgres: the message
 // row and its events land together, in order; a repeat writes nothing; the first write wins and
-// message.created describes the stored row. Deltas queued behind a pending write follow it.
+// message.created describes the stored row. Deltas queued behind a pending write follow it. The
+// model's context, read step after step, is the transcript in turn order.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildContext, INTERRUPTED_TOOL_RESULT } from '../../activities/model/context.ts';
 import { CoalescingWriter, recordMessage } from '../../activities/transcript.ts';
 import { db } from '../../lib/db.ts';
 import { listEvents } from '../../lib/events.ts';
@@ -79,5 +81,40 @@ describe('CoalescingWriter', () => {
     deltas.push('a');
     await expect(deltas.drain()).rejects.toThrow('user message not recorded');
     expect(await events(sid)).toEqual([]);
+  });
+});
+
+describe('buildContext', () => {
+  const agent = { id: 'a', teamId: 't', name: 'n', model: 'm', systemPrompt: 'be brief', tools: [], env: {} };
+
+  it('reads step after step what each step adds, in turn order, queued messages included', async () => {
+    const sid = await newSession();
+    const call = { id: 'call_1', name: 'bash', arguments: '{}' };
+    await recordMessage({ sessionId: sid, seq: 1, turn: 1, role: 'user', content: 'one' });
+    expect(await buildContext(sid, agent)).toEqual([{ role: 'system', content: 'be brief' }, { role: 'user', content: 'one' }]);
+    await recordMessage({ sessionId: sid, seq: 2, turn: 1, role: 'assistant', content: '', toolCalls: [call] });
+    // Read while its tool runs (which the workflow never does), the call reads as interrupted.
+    expect((await buildContext(sid, agent)).at(-1)).toEqual({ role: 'tool', tool_call_id: 'call_1', content: INTERRUPTED_TOOL_RESULT });
+    // Message 3 was queued during turn 1, so its seq is lower than turn 1's last steps.
+    await recordMessage({ sessionId: sid, seq: 4, turn: 1, role: 'tool', content: 'listing', toolCallId: 'call_1', toolName: 'bash' });
+    await recordMessage({ sessionId: sid, seq: 5, turn: 1, role: 'assistant', content: 'done' });
+    await buildContext(sid, agent);
+    await recordMessage({ sessionId: sid, seq: 3, turn: 2, role: 'user', content: 'two' });
+    expect(await buildContext(sid, agent)).toEqual([
+      { role: 'system', content: 'be brief' },
+      { role: 'user', content: 'one' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'bash', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'listing' },
+      { role: 'assistant', content: 'done' },
+      { role: 'user', content: 'two' },
+    ]);
+  });
+
+  it("adds the turn's first message when its write has not landed yet", async () => {
+    const sid = await newSession();
+    const context = await buildContext(sid, agent, { messageId: 'msg_x', seq: 1, content: 'hello' });
+    expect(context.at(-1)).toEqual({ role: 'user', content: 'hello' });
+    await recordMessage({ sessionId: sid, seq: 1, turn: 1, role: 'user', content: 'hello' });
+    expect((await buildContext(sid, agent, { messageId: 'msg_x', seq: 1, content: 'hello' })).filter((m) => m.role === 'user')).toHaveLength(1);
   });
 });
