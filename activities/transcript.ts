@@ -31,7 +31,9 @@ export async function findEarlierResult(sessionId: string, seq: number) {
 /**
  * Inserts the message unless its seq is already taken (first write wins), and emits `before`,
  * message.created (of the stored row: a retry that lost to an earlier write announces that one) and
- * `after`, all in one statement: one round trip, on the path of every reply and tool result.
+ * `after`, all in one statement: one round trip, on the path of every reply and tool result. (Two
+ * attempts writing the same seq at once: the later one's snapshot misses the row it waited for, its
+ * message.created has no data and the statement fails; the retry finds the row.)
  */
 export async function recordMessage(
   m: TranscriptMessage,

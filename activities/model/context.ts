@@ -86,6 +86,7 @@ class TranscriptCache {
   }
 }
 
+/** About what a row holds in memory: its text, and a little for its other fields. */
 const size = (r: Row) => r.content.length + (r.toolCalls ? JSON.stringify(r.toolCalls).length : 0) + 64;
 
 const transcript = new TranscriptCache(CACHED_TRANSCRIPT_BYTES);
