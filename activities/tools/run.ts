@@ -29,6 +29,15 @@ export interface RunToolResult extends ToolResult {
 
 class ToolError extends Error {}
 
+/** The call a tool runs for, and its tool.started write (what its output events follow). */
+interface CallAt {
+  sessionId: string;
+  turn: number;
+  seq: number;
+  callId: string;
+  announced: Promise<unknown>;
+}
+
 export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
   const limit = config.BERTH_TOOL_OUTPUT_LIMIT;
 
@@ -37,18 +46,21 @@ export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
     const done = await findEarlierResult(sessionId, seq);
     if (done) return { output: done.content, isError: false, sandbox: 'running' };
 
-    await appendEvents(sessionId, [
+    // tool.started is written while the call gets going; every later event of the call waits for it.
+    const announced = appendEvents(sessionId, [
       { key: `tool.${seq}.started`, type: 'tool.started', data: { turn, step, call_id: call.id, name: call.name, arguments: call.arguments } },
     ]);
+    announced.catch(() => undefined); // awaited below; this only keeps an early failure from counting as unhandled
     let result: ToolResult & { exitCode?: number | null };
     try {
       const args = parseArgs(call, agent.tools);
-      const client = await ensureSandbox(sessionId, seq, agent);
-      result = await withHeartbeat(() => dispatch(client, call.name as ToolName, args, { sessionId, turn, seq, callId: call.id }));
+      const client = await ensureSandbox(sessionId, seq, agent, announced);
+      result = await withHeartbeat(() => dispatch(client, call.name as ToolName, args, { sessionId, turn, seq, callId: call.id, announced }));
     } catch (err) {
       if (err instanceof ToolError || err instanceof SandboxRequestError) result = { output: err.message, isError: true };
       else throw err;
     }
+    await announced;
     await sandboxes.afterToolCall?.(sessionId);
     await recordMessage({ sessionId, seq, turn, role: 'tool', content: result.output, toolCallId: call.id, toolName: call.name }, {
       after: [
@@ -62,10 +74,10 @@ export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
     return { output: result.output, isError: result.isError, sandbox: 'running' };
   };
 
-  async function ensureSandbox(sessionId: string, seq: number, agent: AgentSpec): Promise<SandboxdClient> {
+  async function ensureSandbox(sessionId: string, seq: number, agent: AgentSpec, announced: Promise<unknown>): Promise<SandboxdClient> {
     const { client, started } = await sandboxes.ensure({ sessionId, env: { ...config.containerEnv, ...agent.env } });
     if (started !== 'no') {
-      await db().session.update({ where: { id: sessionId }, data: { sandboxState: 'running' } });
+      await Promise.all([announced, db().session.update({ where: { id: sessionId }, data: { sandboxState: 'running' } })]);
       await appendEvents(sessionId, [
         { key: `sandbox.${seq}.${started}`, type: 'session.status', data: { status: 'active', sandbox: 'running', started } },
       ]);
@@ -77,7 +89,7 @@ export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
     client: SandboxdClient,
     name: ToolName,
     args: Record<string, unknown>,
-    at: { sessionId: string; turn: number; seq: number; callId: string },
+    at: CallAt,
   ): Promise<ToolResult & { exitCode?: number | null }> {
     switch (name) {
       case 'bash':
@@ -102,7 +114,7 @@ export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
   async function runBash(
     client: SandboxdClient,
     args: { command: string; timeout_s?: number },
-    at: { sessionId: string; turn: number; seq: number; callId: string },
+    at: CallAt,
   ): Promise<ToolResult & { exitCode: number | null }> {
     const ctx = Context.current();
     const execId = `x${at.seq}`;
@@ -111,7 +123,7 @@ export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
     const live = new CoalescingWriter(at.sessionId, `tool.${at.seq}.a${ctx.info.attempt}.o`, (data) => ({
       type: 'tool.output',
       data: { turn: at.turn, call_id: at.callId, data },
-    }), { intervalMs: 100 });
+    }), { intervalMs: 100, after: at.announced });
     let streamed = 0;
     const onAbort = () => void client.kill(execId).catch(() => undefined);
     ctx.cancellationSignal.addEventListener('abort', onAbort);
