@@ -28,9 +28,14 @@ const descriptions: Record<ToolName, string> = {
   list_files: 'List a directory of the workspace; directories end with "/".',
 };
 
+// Built once: converting the schemas costs about 0.3 ms, and every model step sends them.
+const definitions = Object.fromEntries(
+  (Object.keys(toolArgs) as ToolName[]).map((name) => [
+    name,
+    { type: 'function' as const, function: { name, description: descriptions[name], parameters: z.toJSONSchema(toolArgs[name]) } },
+  ]),
+) as Record<ToolName, { type: 'function'; function: { name: ToolName; description: string; parameters: unknown } }>;
+
 export function toolDefinitions(enabled: readonly ToolName[]) {
-  return enabled.map((name) => ({
-    type: 'function' as const,
-    function: { name, description: descriptions[name], parameters: z.toJSONSchema(toolArgs[name]) },
-  }));
+  return enabled.map((name) => definitions[name]);
 }
