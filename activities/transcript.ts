@@ -62,6 +62,15 @@ export async function recordMessage(
     ${appendEventsSql(m.sessionId, [...(events.before ?? []), { key: `msg.${m.seq}`, type: 'message.created', data: null }, ...(events.after ?? [])])}`;
 }
 
+/**
+ * A write started now and awaited later (by the caller, or by a CoalescingWriter that follows it):
+ * a failure before that await must not count as an unhandled rejection, which would end the worker.
+ */
+export function meanwhile<T>(write: Promise<T>): Promise<T> {
+  write.catch(() => undefined);
+  return write;
+}
+
 /** The key of the single end event of a turn (completed, failed or aborted): a turn ends once. */
 export const turnEndKey = (turn: number) => `turn.${turn}.end`;
 

@@ -44,11 +44,7 @@ export function appendEventsSql(sessionId: string, events: (NewSessionEvent | De
 }
 
 /** An event whose data the statement derives from the caller's CTE `derived` (see appendEventsSql). */
-export interface DerivedEvent {
-  key: string;
-  type: NewSessionEvent['type'];
-  data: null;
-}
+export type DerivedEvent = Omit<NewSessionEvent, 'data'> & { data: null };
 
 export async function listEvents(sessionId: string, afterSeq: number, limit = 500): Promise<SessionEvent[]> {
   const rows = await db().sessionEvent.findMany({

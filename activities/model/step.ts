@@ -6,7 +6,7 @@ import { appendEvents } from '../../lib/events.ts';
 import type { Config } from '../../lib/config.ts';
 import type { AgentSpec, ModelStepResult, NewSessionEvent, QueuedMessage, ToolCall } from '../../lib/types.ts';
 import { toolDefinitions } from '../tools/definitions.ts';
-import { CoalescingWriter, findEarlierResult, recordMessage, turnEndKey, withHeartbeat } from '../transcript.ts';
+import { CoalescingWriter, findEarlierResult, meanwhile, recordMessage, turnEndKey, withHeartbeat } from '../transcript.ts';
 import { buildContext } from './context.ts';
 import { streamChat } from './gateway.ts';
 
@@ -31,10 +31,11 @@ export function makeModelStep(config: Config) {
     // The user message (the turn's first) is recorded while the context is read and the model
     // answers: buildContext adds it when the read came first, and the first delta waits for it.
     // On a first attempt findEarlierResult asks nothing.
-    const userRecorded = userMessage
-      ? recordMessage({ sessionId, seq: userMessage.seq, turn, role: 'user', content: userMessage.content, id: userMessage.messageId })
-      : Promise.resolve();
-    userRecorded.catch(() => undefined); // awaited below; this only keeps an early failure from counting as unhandled
+    const userRecorded = meanwhile(
+      userMessage
+        ? recordMessage({ sessionId, seq: userMessage.seq, turn, role: 'user', content: userMessage.content, id: userMessage.messageId })
+        : Promise.resolve(),
+    );
     const [messages, done] = await Promise.all([buildContext(sessionId, agent, userMessage), findEarlierResult(sessionId, assistantSeq)]);
     if (done) {
       const reply: ModelStepResult = {

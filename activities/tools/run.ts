@@ -9,7 +9,7 @@ import { appendEvents } from '../../lib/events.ts';
 import type { AgentSpec, SandboxState, ToolCall, ToolName, ToolResult } from '../../lib/types.ts';
 import { TOOL_NAMES } from '../../lib/types.ts';
 import { SandboxGoneError, SandboxRequestError, type SandboxProvider, type SandboxdClient } from '../sandbox/provider.ts';
-import { CoalescingWriter, findEarlierResult, recordMessage, withHeartbeat } from '../transcript.ts';
+import { CoalescingWriter, findEarlierResult, meanwhile, recordMessage, withHeartbeat } from '../transcript.ts';
 import { toolArgs } from './definitions.ts';
 import { BoundedOutput, truncate } from './output.ts';
 
@@ -47,10 +47,9 @@ export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
     if (done) return { output: done.content, isError: false, sandbox: 'running' };
 
     // tool.started is written while the call gets going; every later event of the call waits for it.
-    const announced = appendEvents(sessionId, [
+    const announced = meanwhile(appendEvents(sessionId, [
       { key: `tool.${seq}.started`, type: 'tool.started', data: { turn, step, call_id: call.id, name: call.name, arguments: call.arguments } },
-    ]);
-    announced.catch(() => undefined); // awaited below; this only keeps an early failure from counting as unhandled
+    ]));
     let result: ToolResult & { exitCode?: number | null };
     try {
       const args = parseArgs(call, agent.tools);
