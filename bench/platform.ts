@@ -1,6 +1,7 @@
 // Platform benchmark against the real stack with a zero-latency scripted model:
 // - overhead per turn: (HTTP accept → model request) + (model reply end → turn.completed on SSE),
-//   split into Berth's part and the LiteLLM gateway's part by a tap at the gateway's door;
+//   and a separate pass that splits it into Berth's part and the LiteLLM gateway's part by a tap
+//   at the gateway's door;
 // - turns per second with 50 and 200 concurrent sessions, with errors counted;
 // - worker and web RSS, idle and at peak.
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -11,18 +12,30 @@ import type { ChildHandle } from '../bin/stack/child.ts';
 import { freePort } from '../bin/stack/ports.ts';
 import { startScriptedStack } from '../bin/stack/scripted-stack.ts';
 import { apiClient, readEvents } from '../test/support/api-client.ts';
-import { lastUserMessage, startGatewayTap } from './gateway-tap.ts';
+import { lastUserMessage, startGatewayTap, type TapMarks } from './gateway-tap.ts';
 import { round, summary } from './stats.ts';
 import { temporalSplit } from './temporal-split.ts';
 import { ensureDevVaultKey } from '../lib/vault.ts';
 
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const now = () => performance.timeOrigin + performance.now();
+/** Turns per overhead pass; the first WARMUP warm up code paths and connections and are not counted. */
+const TURNS = 70;
+const WARMUP = 20;
+/**
+ * The pause before each next message in the idle pass: a person (or a script) reads the reply
+ * first. Sent the instant `turn.completed` arrives, a message waits behind the turn's own last
+ * bookkeeping (its closing workflow task, the gateway's logging), which the back-to-back pass shows.
+ */
+const PAUSE_MS = 250;
+
+type ModelMarks = Map<string, { received: number; replied: number }>;
+type Api = ReturnType<typeof apiClient>;
 
 export async function benchPlatform(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-bench-'));
   // The scripted model's request and reply times, by the user message that started the turn.
-  const marks = new Map<string, { received: number; replied: number }>();
+  const marks: ModelMarks = new Map();
   const stack = await startScriptedStack(dir, {
     received: (req) => marks.set(lastUserMessage(req), { received: now(), replied: 0 }),
     replied: (req) => {
@@ -37,7 +50,7 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     BERTH_DATA_DIR: path.join(dir, 'berth'),
     DATABASE_URL: stack.pg.url,
     TEMPORAL_ADDRESS: stack.temporal.address,
-    LITELLM_GATEWAY_URL: tap.url,
+    LITELLM_GATEWAY_URL: stack.gateway.url,
     LITELLM_API_KEY: stack.gateway.apiKey,
     BERTH_ADMIN_API_KEY: ADMIN_KEY,
     BERTH_VAULT_KEY: ensureDevVaultKey(path.join(dir, 'berth')),
@@ -47,7 +60,6 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
   let worker: ChildHandle | undefined;
   let web: (ChildHandle & { url: string }) | undefined;
   try {
-    worker = await startWorker({ env, logPath: path.join(dir, 'logs/worker.log') });
     web = await startWeb({ env: { ...env, PORT: String(port) }, port, logPath: path.join(dir, 'logs/web.log') });
     const api = apiClient(web.url, ADMIN_KEY);
     const script = (model: string, steps: unknown) =>
@@ -58,39 +70,22 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     const textAgent = await agent('bench-text');
     const toolAgent = await agent('bench-tool');
     const session = async (agentId: string) => (await api.post('/v1/sessions', { agent_id: agentId })).body.id as string;
-    const rss = { worker: new RssSampler(worker.pid), web: new RssSampler(web.pid) };
+    const turns = async (label: string, pauseMs: number, taps?: Map<string, TapMarks>) => {
+      const sid = await session(textAgent);
+      return { sid, ...(await measureTurns(api, web!.url, sid, label, pauseMs, marks, taps)) };
+    };
 
-    // Overhead per turn, one turn at a time on a warm session, read from one open SSE stream.
-    const TURNS = 70;
-    const sid = await session(textAgent);
-    const completed = new Map<number, (at: number) => void>();
-    const stream = readEvents(web.url, ADMIN_KEY, sid, {
-      until: (e) => e.type === 'turn.completed' && e.data.turn === TURNS,
-      onEvent: (e) => e.type === 'turn.completed' && completed.get(e.data.turn)?.(now()),
-      timeoutMs: 300_000,
-    });
-    const parts = { total: [] as number[], berth: [] as number[], gateway: [] as number[], berthIn: [] as number[], berthOut: [] as number[] };
-    const measured: { accepted: number; sent: number }[] = [];
-    for (let turn = 1; turn <= TURNS; turn++) {
-      const content = `overhead ${turn}`;
-      const ended = new Promise<number>((resolve) => completed.set(turn, resolve));
-      const accepted = now();
-      await api.post(`/v1/sessions/${sid}/messages`, { content });
-      const at = await ended;
-      const m = marks.get(content);
-      const t = tap.marks.get(content);
-      if (!m || !t || turn <= 20) continue; // the first turns warm up code paths and connections
-      const berthIn = t.sent - accepted;
-      const berthOut = at - t.answered;
-      parts.total.push(m.received - accepted + (at - m.replied));
-      parts.berth.push(berthIn + berthOut);
-      parts.gateway.push(m.received - t.sent + (t.answered - m.replied));
-      parts.berthIn.push(berthIn);
-      parts.berthOut.push(berthOut);
-      measured.push({ accepted, sent: t.sent });
-    }
-    await stream;
-    const berthInSplit = await temporalSplit(stack.temporal.address, sid, measured);
+    // The split: a worker whose model requests go through the tap.
+    worker = await startWorker({ env: { ...env, LITELLM_GATEWAY_URL: tap.url }, logPath: path.join(dir, 'logs/worker-tapped.log') });
+    const tapped = await turns('tapped', PAUSE_MS, tap.marks);
+    const berthInSplit = await temporalSplit(stack.temporal.address, tapped.sid, tapped.split);
+    await worker.stop();
+
+    // Everything else: a worker that talks to the gateway directly, as in production.
+    worker = await startWorker({ env, logPath: path.join(dir, 'logs/worker.log') });
+    const rss = { worker: new RssSampler(worker.pid), web: new RssSampler(web.pid) };
+    const idle = await turns('idle', PAUSE_MS);
+    const backToBack = await turns('back-to-back', 0);
     const idleRss = { worker_mb: rss.worker.sample(), web_mb: rss.web.sample() };
 
     const processes = { worker: worker.pid, web: web.pid, temporal: stack.temporal.pid, litellm: stack.gateway.pid, postgres: stack.pg.pid };
@@ -128,13 +123,15 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     const c50tools = await load(50, 4, toolAgent);
 
     return {
-      overhead_per_turn_ms: summary(parts.total),
-      // The same turns without the LiteLLM proxy's share (measured at its door).
-      berth_overhead_per_turn_ms: summary(parts.berth),
-      berth_accept_to_gateway_request_ms: summary(parts.berthIn),
+      overhead_per_turn_ms: summary(idle.total),
+      overhead_per_turn_back_to_back_ms: summary(backToBack.total),
+      // The split pass (through the tap): Berth's share and the LiteLLM proxy's share.
+      split_pass_overhead_per_turn_ms: summary(tapped.total),
+      berth_overhead_per_turn_ms: summary(tapped.berth),
+      berth_accept_to_gateway_request_ms: summary(tapped.berthIn),
       berth_accept_to_gateway_request_split: berthInSplit,
-      berth_gateway_answer_to_sse_turn_completed_ms: summary(parts.berthOut),
-      gateway_overhead_per_turn_ms: summary(parts.gateway),
+      berth_gateway_answer_to_sse_turn_completed_ms: summary(tapped.berthOut),
+      gateway_overhead_per_turn_ms: summary(tapped.gateway),
       concurrent_50: c50,
       concurrent_200: c200,
       concurrent_50_with_bash_tool: c50tools,
@@ -146,6 +143,44 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     await tap.stop();
     await stack.stop();
   }
+}
+
+/**
+ * Sends TURNS messages one at a time on one session, each after the previous turn's
+ * `turn.completed` arrived on the open SSE stream (plus pauseMs), and times the platform around the
+ * scripted model. With the tap's marks it also splits each turn at the gateway's door.
+ */
+async function measureTurns(api: Api, webUrl: string, sid: string, label: string, pauseMs: number, marks: ModelMarks, taps?: Map<string, TapMarks>) {
+  const completed = new Map<number, (at: number) => void>();
+  const stream = readEvents(webUrl, ADMIN_KEY, sid, {
+    until: (e) => e.type === 'turn.completed' && e.data.turn === TURNS,
+    onEvent: (e) => e.type === 'turn.completed' && completed.get(e.data.turn)?.(now()),
+    timeoutMs: 300_000,
+  });
+  const parts = { total: [] as number[], berth: [] as number[], gateway: [] as number[], berthIn: [] as number[], berthOut: [] as number[] };
+  const split: { accepted: number; sent: number }[] = [];
+  for (let turn = 1; turn <= TURNS; turn++) {
+    const content = `${label} ${turn}`;
+    const ended = new Promise<number>((resolve) => completed.set(turn, resolve));
+    const accepted = now();
+    await api.post(`/v1/sessions/${sid}/messages`, { content });
+    const at = await ended;
+    if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs));
+    const m = marks.get(content);
+    if (!m || turn <= WARMUP) continue;
+    parts.total.push(m.received - accepted + (at - m.replied));
+    const t = taps?.get(content);
+    if (!t) continue;
+    const berthIn = t.sent - accepted;
+    const berthOut = at - t.answered;
+    parts.berth.push(berthIn + berthOut);
+    parts.gateway.push(m.received - t.sent + (t.answered - m.replied));
+    parts.berthIn.push(berthIn);
+    parts.berthOut.push(berthOut);
+    split.push({ accepted, sent: t.sent });
+  }
+  await stream;
+  return { ...parts, split };
 }
 
 /**

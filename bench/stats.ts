@@ -9,3 +9,19 @@ export function percentile(values: number[], p: number): number {
 export function summary(values: number[]) {
   return { n: values.length, p50: round(percentile(values, 50)), p99: round(percentile(values, 99)), max: round(Math.max(...values)) };
 }
+
+/**
+ * Milliseconds for a fixed piece of JavaScript work (the median of 5). This 2-core VM's speed drifts
+ * by 2x and more between hours, so two runs' latency figures compare only beside their host speed.
+ */
+export function hostSpeedMs(): number {
+  const times: number[] = [];
+  let sink = 0;
+  for (let run = 0; run < 5; run++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 3e6; i++) sink = (sink + i * i) % 1_000_003;
+    times.push(performance.now() - t0);
+  }
+  if (sink < 0) throw new Error('unreachable'); // keeps the loop from being optimised away
+  return round(percentile(times, 50));
+}
