@@ -4,7 +4,7 @@
 // the sandboxd binary (`sandboxd launch|stop`), which serialises them per sandbox with flock and
 // puts the sandbox in its own cgroups. See harnesses/sandboxd/PROTOCOL.md.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -65,7 +65,8 @@ export function sandboxPaths(dataDir: string, sessionId: string) {
     runDir,
     /** Bound by `sandboxd launch` on the host; the sandbox only gets the open listening fd. */
     socket: path.join(runDir, 'sandboxd.sock'),
-    etcDir: path.join(runDir, 'etc'),
+    /** The /etc stubs every sandbox binds read-only: the same for all, so written once (see writeEtcStubs). */
+    etcDir: path.join(path.resolve(dataDir), 'sandbox-etc'),
     log: path.join(runDir, 'sandbox.log'),
     cgroupName: `sbx-${key}`,
     /** A unix socket path must fit in 108 bytes; deep data dirs go through a short symlink (see socketFor). */
@@ -81,6 +82,7 @@ export class LocalSandboxProvider implements SandboxProvider {
   private readonly sandboxdBin: string;
   /** A launcher already in its cgroups, ready for the next start (see launcher.ts). */
   private spare: Launcher | undefined;
+  private etcWritten: Promise<void> | undefined;
   private closed = false;
 
   constructor(private readonly options: LocalSandboxOptions) {
@@ -90,11 +92,18 @@ export class LocalSandboxProvider implements SandboxProvider {
   async ensure(spec: SandboxSpec) {
     const paths = sandboxPaths(this.options.dataDir, spec.sessionId);
     const client = await this.clientFor(spec.sessionId, paths);
-    if (await healthy(client)) return { client, started: 'no' as const };
+    if (await running(paths, client)) return { client, started: 'no' as const };
     return this.mutex.run(spec.sessionId, async () => {
-      if (await healthy(client)) return { client, started: 'no' as const };
+      if (await running(paths, client)) return { client, started: 'no' as const };
       const existed = existsSync(paths.workspace);
-      await prepare(paths);
+      await Promise.all([
+        fs.mkdir(paths.workspace, { recursive: true }),
+        fs.mkdir(paths.runDir, { recursive: true }),
+        this.etcWritten ??= writeEtcStubs(paths.etcDir).catch((err: unknown) => {
+          this.etcWritten = undefined; // the next start tries again
+          throw err;
+        }),
+      ]);
       const fresh = await this.start(spec, paths, client);
       return { client, started: !fresh ? ('no' as const) : existed ? ('recreated' as const) : ('created' as const) };
     });
@@ -120,7 +129,7 @@ export class LocalSandboxProvider implements SandboxProvider {
   async state(sessionId: string): Promise<SandboxRuntimeState> {
     const paths = sandboxPaths(this.options.dataDir, sessionId);
     if (!existsSync(paths.sessionDir)) return 'none';
-    return (await healthy(await this.clientFor(sessionId, paths))) ? 'running' : 'stopped';
+    return (await running(paths, await this.clientFor(sessionId, paths))) ? 'running' : 'stopped';
   }
 
   /** Closes pooled connections and lets the spare launcher go (sandboxes keep running). */
@@ -205,18 +214,32 @@ async function healthy(client: HttpSandboxdClient, timeoutMs = HEALTH_TIMEOUT_MS
   }
 }
 
-async function prepare(paths: Paths): Promise<void> {
-  await fs.mkdir(paths.workspace, { recursive: true });
-  await fs.mkdir(paths.etcDir, { recursive: true });
-  const stubs: Record<string, string> = {
-    passwd: 'root:x:0:0:root:/workspace:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
-    group: 'root:x:0:\nnogroup:x:65534:\n',
-    hosts: '127.0.0.1 localhost sandbox\n::1 localhost\n',
-  };
-  for (const [name, content] of Object.entries(stubs)) {
-    const file = path.join(paths.etcDir, name);
-    if (!existsSync(file)) await fs.writeFile(file, content);
-  }
+/** Without its socket no sandbox can be listening: a cold start need not wait for a refused connection. */
+async function running(paths: Paths, client: HttpSandboxdClient): Promise<boolean> {
+  return existsSync(paths.socket) && (await healthy(client));
+}
+
+const ETC_STUBS: Record<string, string> = {
+  passwd: 'root:x:0:0:root:/workspace:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+  group: 'root:x:0:\nnogroup:x:65534:\n',
+  hosts: '127.0.0.1 localhost sandbox\n::1 localhost\n',
+};
+
+/**
+ * Writes the /etc stubs (once per provider, so a file's content is always this version's). Each file
+ * is replaced by a rename, so a sandbox starting meanwhile binds the old file or the new, never a
+ * half-written one.
+ */
+async function writeEtcStubs(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true });
+  await Promise.all(
+    Object.entries(ETC_STUBS).map(async ([name, content]) => {
+      const file = path.join(dir, name);
+      const tmp = `${file}.${randomUUID()}.tmp`; // providers in other workers (or this one) may write at once
+      await fs.writeFile(tmp, content);
+      await fs.rename(tmp, file);
+    }),
+  );
 }
 
 /** The socket path to connect to: the real one, or a short symlink to its directory when too long. */

@@ -117,6 +117,21 @@ setInterval(() => {}, 1000);`,
     for (const dir of cgroups) expect(existsSync(dir)).toBe(false);
   });
 
+  it('gives every sandbox the same read-only /etc stubs, kept once per data dir', async () => {
+    const [a, b] = await Promise.all(['life-etc-a', 'life-etc-b'].map((sessionId) => h.provider.ensure({ sessionId, env: {} })));
+    for (const { client } of [a!, b!]) {
+      const who = await run(client, 'whoami; getent hosts sandbox; cat /etc/passwd > /dev/null && echo readable');
+      expect(who.stdout).toMatch(/^root\n127\.0\.0\.1\s+localhost sandbox\nreadable\n$/);
+      const write = await run(client, 'echo x >> /etc/hosts');
+      expect(write.exitCode).not.toBe(0);
+      expect(write.stderr).toMatch(/Read-only file system/);
+    }
+    const etcDir = sandboxPaths(h.dataDir, 'life-etc-a').etcDir;
+    expect(etcDir).toBe(sandboxPaths(h.dataDir, 'life-etc-b').etcDir);
+    expect(readFileSync(path.join(etcDir, 'hosts'), 'utf8')).toContain('localhost sandbox');
+    expect(existsSync(path.join(sandboxPaths(h.dataDir, 'life-etc-a').runDir, 'etc'))).toBe(false);
+  });
+
   it('works under a data dir too deep for a unix socket path', async () => {
     const deep = harness(defaultLimits, path.join(h.dataDir, 'x'.repeat(60), 'y'.repeat(60)));
     try {
