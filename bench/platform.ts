@@ -11,7 +11,7 @@ import { startWeb, startWorker } from '../bin/stack/berth.ts';
 import type { ChildHandle } from '../bin/stack/child.ts';
 import { freePort } from '../bin/stack/ports.ts';
 import { startScriptedStack } from '../bin/stack/scripted-stack.ts';
-import { apiClient, readEvents } from '../test/support/api-client.ts';
+import { apiClient } from '../test/support/api-client.ts';
 import { lastUserMessage, startGatewayTap, type TapMarks } from './gateway-tap.ts';
 import { round, summary } from './stats.ts';
 import { temporalSplit } from './temporal-split.ts';
@@ -70,10 +70,8 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     const textAgent = await agent('bench-text');
     const toolAgent = await agent('bench-tool');
     const session = async (agentId: string) => (await api.post('/v1/sessions', { agent_id: agentId })).body.id as string;
-    const turns = async (label: string, pauseMs: number, taps?: Map<string, TapMarks>) => {
-      const sid = await session(textAgent);
-      return { sid, ...(await measureTurns(api, web!.url, sid, label, pauseMs, marks, taps)) };
-    };
+    const turns = async (label: string, pauseMs: number, taps?: Map<string, TapMarks>) =>
+      measureTurns(api, await session(textAgent), { label, pauseMs, marks, taps });
 
     // The split: a worker whose model requests go through the tap.
     worker = await startWorker({ env: { ...env, LITELLM_GATEWAY_URL: tap.url }, logPath: path.join(dir, 'logs/worker-tapped.log') });
@@ -150,9 +148,13 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
  * `turn.completed` arrived on the open SSE stream (plus pauseMs), and times the platform around the
  * scripted model. With the tap's marks it also splits each turn at the gateway's door.
  */
-async function measureTurns(api: Api, webUrl: string, sid: string, label: string, pauseMs: number, marks: ModelMarks, taps?: Map<string, TapMarks>) {
+async function measureTurns(
+  api: Api,
+  sid: string,
+  { label, pauseMs, marks, taps }: { label: string; pauseMs: number; marks: ModelMarks; taps?: Map<string, TapMarks> },
+) {
   const completed = new Map<number, (at: number) => void>();
-  const stream = readEvents(webUrl, ADMIN_KEY, sid, {
+  const stream = api.events(sid, {
     until: (e) => e.type === 'turn.completed' && e.data.turn === TURNS,
     onEvent: (e) => e.type === 'turn.completed' && completed.get(e.data.turn)?.(now()),
     timeoutMs: 300_000,
@@ -180,7 +182,7 @@ async function measureTurns(api: Api, webUrl: string, sid: string, label: string
     split.push({ accepted, sent: t.sent });
   }
   await stream;
-  return { ...parts, split };
+  return { sid, ...parts, split };
 }
 
 /**

@@ -11,8 +11,8 @@ export function summary(values: number[]) {
 }
 
 /**
- * Milliseconds for a fixed piece of JavaScript work (the median of 5). This 2-core VM's speed drifts
- * by 2x and more between hours, so two runs' latency figures compare only beside their host speed.
+ * Milliseconds for a fixed piece of single-threaded JavaScript (the median of 5): shows a slow CPU,
+ * not a host that is slow to give its two cores to busy processes (see DEVELOPERS.md, Benchmarks).
  */
 export function hostSpeedMs(): number {
   const times: number[] = [];

@@ -96,14 +96,7 @@ export class LocalSandboxProvider implements SandboxProvider {
     return this.mutex.run(spec.sessionId, async () => {
       if (await running(paths, client)) return { client, started: 'no' as const };
       const existed = existsSync(paths.workspace);
-      await Promise.all([
-        fs.mkdir(paths.workspace, { recursive: true }),
-        fs.mkdir(paths.runDir, { recursive: true }),
-        this.etcWritten ??= writeEtcStubs(paths.etcDir).catch((err: unknown) => {
-          this.etcWritten = undefined; // the next start tries again
-          throw err;
-        }),
-      ]);
+      await Promise.all([fs.mkdir(paths.workspace, { recursive: true }), fs.mkdir(paths.runDir, { recursive: true }), this.etcStubs(paths)]);
       const fresh = await this.start(spec, paths, client);
       return { client, started: !fresh ? ('no' as const) : existed ? ('recreated' as const) : ('created' as const) };
     });
@@ -139,6 +132,15 @@ export class LocalSandboxProvider implements SandboxProvider {
     this.spare = undefined;
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
+  }
+
+  /** The /etc stubs, written by this provider's first start (a failed write is tried again by the next). */
+  private etcStubs(paths: Paths): Promise<void> {
+    this.etcWritten ??= writeEtcStubs(paths.etcDir).catch((err: unknown) => {
+      this.etcWritten = undefined;
+      throw err;
+    });
+    return this.etcWritten;
   }
 
   /** Launches the sandbox and waits for sandboxd. Returns false if another process had started it
