@@ -9,8 +9,23 @@ import { createLogger } from '../lib/log.ts';
 
 const config = loadConfig();
 const log = createLogger('worker');
-// The SDK logs at our level too, so `LOG_LEVEL=warn` quiets its state-change chatter.
-Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL.toUpperCase() as 'DEBUG' | 'INFO' | 'WARN' | 'ERROR') });
+// The SDK logs at our level too, so `LOG_LEVEL=warn` quiets its state-change chatter. Its metrics
+// follow Prometheus's conventions (seconds, unit and _total suffixes), as the Go SDK's do.
+const metricsAddress = config.BERTH_WORKER_METRICS_ADDRESS;
+try {
+  Runtime.install({
+    logger: new DefaultLogger(config.LOG_LEVEL.toUpperCase() as 'DEBUG' | 'INFO' | 'WARN' | 'ERROR'),
+    ...(metricsAddress && {
+      telemetryOptions: {
+        metrics: { prometheus: { bindAddress: metricsAddress, useSecondsForDurations: true, unitSuffix: true, countersTotalSuffix: true } },
+      },
+    }),
+  });
+} catch (err) {
+  // The one way this fails: the metrics address cannot be bound (in use, or not this host's).
+  log.error(`cannot serve metrics on BERTH_WORKER_METRICS_ADDRESS=${metricsAddress}`, { err });
+  process.exit(1);
+}
 if (!config.LITELLM_GATEWAY_URL) {
   log.error('LITELLM_GATEWAY_URL is not set: the worker relays every model call to a LiteLLM gateway (npm start sets it)');
   process.exit(78);
@@ -38,7 +53,11 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     worker.shutdown();
   });
 }
-log.info('worker ready', { taskQueue: config.BERTH_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS });
+log.info('worker ready', {
+  taskQueue: config.BERTH_TASK_QUEUE,
+  temporal: config.TEMPORAL_ADDRESS,
+  ...(metricsAddress && { metrics: `http://${metricsAddress}/metrics` }),
+});
 await worker.run();
 await connection.close();
 await closeDb();

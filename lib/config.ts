@@ -50,11 +50,13 @@ export const configSchema = z.object({
   BERTH_SANDBOX_CPU_S: z.coerce.number().int().min(1).default(3600),
   BERTH_SANDBOX_PIDS: z.coerce.number().int().min(16).default(512),
   BERTH_SANDBOX_FILE_MB: z.coerce.number().int().min(1).default(1024),
-  // Sessions continue-as-new at Temporal's suggestion, or earlier at this many history events (tests set it low).
   // How long an activity may go silent before Temporal retries it elsewhere (a crashed worker's turn resumes after this).
   BERTH_HEARTBEAT_TIMEOUT_S: seconds(10),
+  // Sessions continue-as-new at Temporal's suggestion, or earlier at this many history events (tests set it low).
   BERTH_CONTINUE_AS_NEW_EVENTS: z.coerce.number().int().min(100).default(10_000),
   BERTH_WORKER_CONCURRENCY: z.coerce.number().int().min(1).default(200),
+  // Where the worker serves the Temporal SDK's metrics for Prometheus (GET /metrics); unset: nowhere.
+  BERTH_WORKER_METRICS_ADDRESS: hostPort.optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   LOG_PRETTY: bool(false),
   // The vault (lib/vault.ts parses the keys; a process that needs them stops when none is usable).

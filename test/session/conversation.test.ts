@@ -1,13 +1,19 @@
 // A whole conversation through the real stack: API → Temporal → worker → LiteLLM → scripted model,
 // tools in a real bubblewrap sandbox, events over SSE.
+import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from '../../bin/stack/berth.ts';
+import { freePort } from '../../bin/stack/ports.ts';
 import { startBerth, type Berth } from '../support/berth.ts';
 import { assertOrderedOnce } from '../support/assertions.ts';
+import { testEnv } from '../support/processes.ts';
 
 let berth: Berth;
+let metricsAddress: string;
 beforeAll(async () => {
-  berth = await startBerth({ name: 'conversation' });
+  metricsAddress = `127.0.0.1:${await freePort()}`;
+  berth = await startBerth({ name: 'conversation', env: { BERTH_WORKER_METRICS_ADDRESS: metricsAddress } });
 });
 afterAll(async () => {
   await berth?.stop();
@@ -132,5 +138,26 @@ describe('a conversation with tool calls', () => {
     expect(tool.content.endsWith('199999\n200000\n')).toBe(true);
     expect(tool.content).toMatch(/\[\.\.\. \d+ characters truncated \.\.\.\]/);
     expect(tool.content.length).toBeLessThan(33_000);
+  });
+
+  it("serves the worker's Temporal metrics for Prometheus, and names the variable when it cannot", async () => {
+    // The tests above ran model and tool steps on this worker: the SDK counted them.
+    const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+    const count = (metric: string, label: string) =>
+      Number(text.match(new RegExp(`^temporal_${metric}_seconds_count\\{[^}]*${label}[^}]*\\} (\\d+)`, 'm'))?.[1] ?? 0);
+    expect(count('activity_execution_latency', 'activity_type="modelStep"')).toBeGreaterThanOrEqual(12);
+    expect(count('activity_execution_latency', 'activity_type="runTool"')).toBeGreaterThanOrEqual(9);
+    expect(count('workflow_task_execution_latency', 'workflow_type="sessionWorkflow"')).toBeGreaterThan(0);
+    expect(text).toMatch(/^temporal_worker_task_slots_available\{[^}]*worker_type="ActivityWorker"/m);
+
+    // A second worker cannot bind the same address: it stops at once and says which variable to change.
+    const second = spawnSync(process.execPath, ['--import', 'tsx', 'bin/worker.ts'], {
+      cwd: ROOT,
+      env: testEnv('conversation-metrics', { BERTH_WORKER_METRICS_ADDRESS: metricsAddress }).env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(second.status).toBe(1);
+    expect(second.stderr).toContain(`cannot serve metrics on BERTH_WORKER_METRICS_ADDRESS=${metricsAddress}`);
   });
 });
