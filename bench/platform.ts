@@ -15,6 +15,7 @@ import { apiClient } from '../test/support/api-client.ts';
 import { lastUserMessage, startGatewayTap, type TapMarks } from './gateway-tap.ts';
 import { round, summary } from './stats.ts';
 import { temporalSplit } from './temporal-split.ts';
+import { scrapeWorkerMetrics, workerMeans } from './worker-metrics.ts';
 import { ensureDevVaultKey } from '../lib/vault.ts';
 
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
@@ -70,12 +71,23 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     const textAgent = await agent('bench-text');
     const toolAgent = await agent('bench-tool');
     const session = async (agentId: string) => (await api.post('/v1/sessions', { agent_id: agentId })).body.id as string;
-    const turns = async (label: string, pauseMs: number, taps?: Map<string, TapMarks>) =>
-      measureTurns(api, await session(textAgent), { label, pauseMs, marks, taps });
+    const turns = async (label: string, pauseMs: number, more: Pick<MeasureOptions, 'taps' | 'afterWarmup'> = {}) =>
+      measureTurns(api, await session(textAgent), { label, pauseMs, marks, ...more });
 
-    // The split: a worker whose model requests go through the tap.
-    worker = await startWorker({ env: { ...env, LITELLM_GATEWAY_URL: tap.url }, logPath: path.join(dir, 'logs/worker-tapped.log') });
-    const tapped = await turns('tapped', PAUSE_MS, tap.marks);
+    // The split: a worker whose model requests go through the tap, and which serves its metrics.
+    const metricsAddress = `127.0.0.1:${await freePort()}`;
+    worker = await startWorker({
+      env: { ...env, LITELLM_GATEWAY_URL: tap.url, BERTH_WORKER_METRICS_ADDRESS: metricsAddress },
+      logPath: path.join(dir, 'logs/worker-tapped.log'),
+    });
+    let warm = new Map<string, number>();
+    const tapped = await turns('tapped', PAUSE_MS, {
+      taps: tap.marks,
+      afterWarmup: async () => {
+        warm = await scrapeWorkerMetrics(metricsAddress);
+      },
+    });
+    const inWorker = workerMeans(warm, await scrapeWorkerMetrics(metricsAddress));
     const berthInSplit = await temporalSplit(stack.temporal.address, tapped.sid, tapped.split);
     await worker.stop();
 
@@ -128,6 +140,8 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
       berth_overhead_per_turn_ms: summary(tapped.berth),
       berth_accept_to_gateway_request_ms: summary(tapped.berthIn),
       berth_accept_to_gateway_request_split: berthInSplit,
+      // Means over the split pass's counted turns, from the worker's SDK metrics.
+      worker_sdk_means: inWorker,
       berth_gateway_answer_to_sse_turn_completed_ms: summary(tapped.berthOut),
       gateway_overhead_per_turn_ms: summary(tapped.gateway),
       concurrent_50: c50,
@@ -148,11 +162,16 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
  * `turn.completed` arrived on the open SSE stream (plus pauseMs), and times the platform around the
  * scripted model. With the tap's marks it also splits each turn at the gateway's door.
  */
-async function measureTurns(
-  api: Api,
-  sid: string,
-  { label, pauseMs, marks, taps }: { label: string; pauseMs: number; marks: ModelMarks; taps?: Map<string, TapMarks> },
-) {
+interface MeasureOptions {
+  label: string;
+  pauseMs: number;
+  marks: ModelMarks;
+  taps?: Map<string, TapMarks>;
+  /** Called before the first counted turn. */
+  afterWarmup?: () => Promise<void>;
+}
+
+async function measureTurns(api: Api, sid: string, { label, pauseMs, marks, taps, afterWarmup }: MeasureOptions) {
   const completed = new Map<number, (at: number) => void>();
   const stream = api.events(sid, {
     until: (e) => e.type === 'turn.completed' && e.data.turn === TURNS,
@@ -162,6 +181,7 @@ async function measureTurns(
   const parts = { total: [] as number[], berth: [] as number[], gateway: [] as number[], berthIn: [] as number[], berthOut: [] as number[] };
   const split: { accepted: number; sent: number }[] = [];
   for (let turn = 1; turn <= TURNS; turn++) {
+    if (turn === WARMUP + 1) await afterWarmup?.();
     const content = `${label} ${turn}`;
     const ended = new Promise<number>((resolve) => completed.set(turn, resolve));
     const accepted = now();
