@@ -157,11 +157,6 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
   }
 }
 
-/**
- * Sends TURNS messages one at a time on one session, each after the previous turn's
- * `turn.completed` arrived on the open SSE stream (plus pauseMs), and times the platform around the
- * scripted model. With the tap's marks it also splits each turn at the gateway's door.
- */
 interface MeasureOptions {
   label: string;
   pauseMs: number;
@@ -171,6 +166,11 @@ interface MeasureOptions {
   afterWarmup?: () => Promise<void>;
 }
 
+/**
+ * Sends TURNS messages one at a time on one session, each after the previous turn's
+ * `turn.completed` arrived on the open SSE stream (plus pauseMs), and times the platform around the
+ * scripted model. With the tap's marks it also splits each turn at the gateway's door.
+ */
 async function measureTurns(api: Api, sid: string, { label, pauseMs, marks, taps, afterWarmup }: MeasureOptions) {
   const completed = new Map<number, (at: number) => void>();
   const stream = api.events(sid, {
