@@ -19,6 +19,29 @@ export async function findSession(teamId: string, id: string): Promise<SessionRo
   return row;
 }
 
+/**
+ * Sessions seen open, by id → team, for the way of each message to Temporal (one read less per
+ * turn). A session's team never changes, and only its workflow closes an open session: from then on
+ * the workflow refuses messages itself (its update validator, or it is gone), which the message
+ * route turns into the same 409 as a closed row. Least recently used go first.
+ */
+const seenOpen = new Map<string, string>();
+const SEEN_OPEN_LIMIT = 50_000;
+
+/** For a message: the session is this team's and, as far as this process can tell, open. */
+export async function assertTakesMessages(teamId: string, id: string): Promise<void> {
+  const team = seenOpen.get(id);
+  if (team === undefined) {
+    const row = await findSession(teamId, id);
+    assertOpen(row);
+  } else if (team !== teamId) {
+    throw notFound('session', id);
+  }
+  seenOpen.delete(id); // re-inserted last: a Map iterates in insertion order
+  seenOpen.set(id, teamId);
+  if (seenOpen.size > SEEN_OPEN_LIMIT) seenOpen.delete(seenOpen.keys().next().value!);
+}
+
 export function isClosed(row: SessionRow): boolean {
   return row.status === 'ended' || row.status === 'failed';
 }

@@ -13,7 +13,7 @@ import { errors, json, jsonBody } from '../openapi.ts';
 import { encodeCursor, seqAfter } from '../pagination.ts';
 import { IdParam, IdempotencyHeaders, MessageAccepted, MessageCreate, MessageCreateQuery, MessageListQuery, MessagePage, TurnResult, type MessageJson } from '../schemas.ts';
 import type { z } from '@hono/zod-openapi';
-import { assertOpen, findSession } from '../sessions-data.ts';
+import { assertOpen, assertTakesMessages, findSession } from '../sessions-data.ts';
 import { sendMessage } from '../temporal.ts';
 
 const tags = ['messages'];
@@ -61,8 +61,10 @@ export function messageRoutes({ config, temporal, eventBus }: ApiDeps) {
   app.openapi(post, async (c) => {
     const { id } = c.req.valid('param');
     const { wait, timeout_s } = c.req.valid('query');
-    const row = await findSession(c.var.teamId, id);
-    assertOpen(row);
+    // Waiting needs the session's last event seq as it is now (the turn's end comes after it).
+    const row = wait === 'true' ? await findSession(c.var.teamId, id) : undefined;
+    if (row) assertOpen(row);
+    else await assertTakesMessages(c.var.teamId, id);
     const key = c.req.valid('header')['idempotency-key'];
     const sent = await sendMessage(temporal, config, id, c.req.valid('json').content, key).catch(
       async (err: unknown) => {
@@ -74,7 +76,7 @@ export function messageRoutes({ config, temporal, eventBus }: ApiDeps) {
       },
     );
     const accepted = { message_id: sent.messageId, seq: sent.seq, turn: sent.turn };
-    if (wait === 'false') return c.json(accepted, 202);
+    if (!row) return c.json(accepted, 202);
 
     // A retry (same Idempotency-Key) may be for a turn that ended already, before the row's last seq.
     const retried = key !== undefined ? await earlierTurnEnd(id, sent.turn) : undefined;

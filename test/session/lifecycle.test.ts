@@ -129,6 +129,9 @@ describe('session lifecycle', () => {
     const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
     await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'hi' });
     expect(existsSync(berth.workspace(sid, 'here'))).toBe(true);
+    // A plain send: the web process has now seen the session open and no longer reads its row for one.
+    expect((await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'again' })).status).toBe(202);
+    await berth.api.events(sid, { until: (e) => e.type === 'turn.completed' && e.data.turn === 2 });
     expect((await berth.api.delete(`/v1/sessions/${sid}`)).status).toBeLessThan(300);
     expect((await berth.api.get(`/v1/sessions/${sid}`)).body).toMatchObject({ status: 'ended', sandbox_state: 'removed' });
     expect(existsSync(berth.workspace(sid, 'here'))).toBe(false);
@@ -136,5 +139,7 @@ describe('session lifecycle', () => {
     const late = await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'still there?' });
     expect(late.status).toBe(409);
     expect(late.body.error.code).toBe('session_ended');
+    const transcript = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[];
+    expect(transcript.filter((m) => m.role === 'user').map((m) => m.content)).toEqual(['hi', 'again']);
   });
 });
