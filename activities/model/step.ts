@@ -29,14 +29,16 @@ export function makeModelStep(config: Config) {
     const ctx = Context.current();
     const attempt = ctx.info.attempt;
     // The user message (the turn's first) is recorded while the context is read and the model
-    // answers: buildContext adds it when the read came first, and the first delta waits for it.
-    // On a first attempt findEarlierResult asks nothing.
+    // answers: buildContext adds it when the read came first, and the first delta waits for it. The
+    // read goes out first: the model waits for it, while nothing waits for the write until the
+    // first delta. On a first attempt findEarlierResult asks nothing.
+    const reads = Promise.all([buildContext(sessionId, agent, userMessage), findEarlierResult(sessionId, assistantSeq)]);
     const userRecorded = meanwhile(
       userMessage
         ? recordMessage({ sessionId, seq: userMessage.seq, turn, role: 'user', content: userMessage.content, id: userMessage.messageId })
         : Promise.resolve(),
     );
-    const [messages, done] = await Promise.all([buildContext(sessionId, agent, userMessage), findEarlierResult(sessionId, assistantSeq)]);
+    const [messages, done] = await reads;
     if (done) {
       const reply: ModelStepResult = {
         content: done.content,
