@@ -1,5 +1,6 @@
 // `npm run bench`: every benchmark, printed as one JSON document. Targets are in the issues and in
 // the README; this prints figures and judges nothing.
+import { benchContext } from './context.ts';
 import { benchPlatform } from './platform.ts';
 import { benchSandbox } from './sandbox.ts';
 import { hostSpeedMs } from './stats.ts';
@@ -17,6 +18,7 @@ const machine = {
 const results: Record<string, unknown> = { machine };
 results.sandbox = await benchSandbox();
 results.platform = await benchPlatform();
+results.context = await benchContext();
 results.vault = await benchVault();
 machine.host_speed_ms_at_end = hostSpeedMs();
 console.log(JSON.stringify(results, null, 2));
