@@ -1,5 +1,5 @@
-// Session rows as the API shows them: team-scoped lookup (404 for another team's id) and JSON with
-// usage summed over the session's messages.
+// Session rows as the API shows them: team-scoped lookup (404 for another team's id) and JSON (the
+// row carries its usage: a trigger adds each message's tokens).
 import type { Config } from '../lib/config.ts';
 import { db } from '../lib/db.ts';
 import type { Session as SessionRow } from '../lib/generated/prisma/client.ts';
@@ -7,11 +7,6 @@ import type { SessionStatus } from '../lib/types.ts';
 import { notFound, sessionEnded } from './errors.ts';
 import type { SessionJson } from './schemas.ts';
 import { workflowUrl } from './temporal.ts';
-
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-}
 
 export async function findSession(teamId: string, id: string): Promise<SessionRow> {
   const row = await db().session.findFirst({ where: { id, teamId } });
@@ -50,24 +45,13 @@ export function assertOpen(row: SessionRow): void {
   if (isClosed(row)) throw sessionEnded(row.id);
 }
 
-export async function usageOf(sessionIds: string[]): Promise<Map<string, Usage>> {
-  const sums = await db().message.groupBy({
-    by: ['sessionId'],
-    where: { sessionId: { in: sessionIds } },
-    _sum: { promptTokens: true, completionTokens: true },
-  });
-  return new Map(
-    sums.map((s) => [s.sessionId, { prompt_tokens: s._sum.promptTokens ?? 0, completion_tokens: s._sum.completionTokens ?? 0 }]),
-  );
-}
-
-export function sessionJson(config: Config, row: SessionRow, usage: Usage | undefined): SessionJson {
+export function sessionJson(config: Config, row: SessionRow): SessionJson {
   return {
     id: row.id,
     agent_id: row.agentId,
     status: row.status as SessionStatus,
     sandbox_state: row.sandboxState,
-    usage: usage ?? { prompt_tokens: 0, completion_tokens: 0 },
+    usage: { prompt_tokens: Number(row.promptTokens), completion_tokens: Number(row.completionTokens) },
     workflow_url: workflowUrl(config, row.id),
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),

@@ -11,7 +11,7 @@ import { idempotent } from '../idempotency.ts';
 import { errors, json, jsonBody } from '../openapi.ts';
 import { newestFirst, newestFirstAfter, pageOf } from '../pagination.ts';
 import { AbortAccepted, AbortBody, IdParam, IdempotencyHeaders, Session, SessionCreate, SessionCreated, SessionListQuery, SessionPage } from '../schemas.ts';
-import { findSession, isClosed, sessionJson, usageOf } from '../sessions-data.ts';
+import { findSession, isClosed, sessionJson } from '../sessions-data.ts';
 import { abortSession, deadline, endSession, sessionInput, startSession } from '../temporal.ts';
 
 const tags = ['sessions'];
@@ -73,7 +73,7 @@ export function sessionRoutes({ config, temporal }: ApiDeps) {
         await settleFailedStart(row.id);
         throw err;
       });
-      return { ...sessionJson(config, row, undefined), message: accepted && { message_id: accepted.messageId, seq: accepted.seq, turn: accepted.turn } };
+      return { ...sessionJson(config, row), message: accepted && { message_id: accepted.messageId, seq: accepted.seq, turn: accepted.turn } };
     });
     return c.json(created, 201);
   });
@@ -86,14 +86,12 @@ export function sessionRoutes({ config, temporal }: ApiDeps) {
       take: limit + 1,
     });
     const page = pageOf(rows, limit);
-    const usage = await usageOf(page.rows.map((r) => r.id));
-    return c.json({ data: page.rows.map((r) => sessionJson(config, r, usage.get(r.id))), next_cursor: page.next_cursor }, 200);
+    return c.json({ data: page.rows.map((r) => sessionJson(config, r)), next_cursor: page.next_cursor }, 200);
   });
 
   app.openapi(get, async (c) => {
     const { id } = c.req.valid('param');
-    const [row, usage] = await Promise.all([findSession(c.var.teamId, id), usageOf([id])]);
-    return c.json(sessionJson(config, row, usage.get(id)), 200);
+    return c.json(sessionJson(config, await findSession(c.var.teamId, id)), 200);
   });
 
   app.openapi(end, async (c) => {
@@ -104,8 +102,7 @@ export function sessionRoutes({ config, temporal }: ApiDeps) {
       if (row.status !== 'ended' && !(await endSession(temporal, config, id))) {
         await db().session.updateMany({ where: { id, status: { not: 'ended' } }, data: { status: 'ended', endedAt: new Date() } });
       }
-      const [after, usage] = await Promise.all([findSession(c.var.teamId, id), usageOf([id])]);
-      return sessionJson(config, after, usage.get(id));
+      return sessionJson(config, await findSession(c.var.teamId, id));
     });
     return c.json(ended, 200);
   });

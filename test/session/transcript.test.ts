@@ -59,6 +59,17 @@ describe('recordMessage', () => {
 });
 
 describe('CoalescingWriter', () => {
+  it("adds an inserted message's tokens to its session's usage, and a repeated write's not again", async () => {
+    const sid = await newSession();
+    const reply = { sessionId: sid, seq: 2, turn: 1, role: 'assistant' as const, content: 'hi', usage: { promptTokens: 1_500_000_000, completionTokens: 20 } };
+    await recordMessage(reply);
+    await recordMessage(reply); // a retried activity
+    await recordMessage({ ...reply, seq: 4, usage: { promptTokens: 1_500_000_000, completionTokens: 22 } });
+    await recordMessage({ sessionId: sid, seq: 5, turn: 2, role: 'user', content: 'no tokens' });
+    const usage = (await t.api.get(`/v1/sessions/${sid}`)).body.usage;
+    expect(usage).toEqual({ prompt_tokens: 3_000_000_000, completion_tokens: 42 }); // past an INTEGER's range
+  });
+
   it('writes its first event only after the write it was told to follow', async () => {
     const sid = await newSession();
     let release!: () => void;
