@@ -1,9 +1,9 @@
 // Session lifecycle activities: status changes, hibernation, the end of a turn and of a session.
 import { db } from '../lib/db.ts';
-import { appendEvents } from '../lib/events.ts';
+import { appendEvents, turnEndKey } from '../lib/events.ts';
 import type { SandboxState, SessionStatus, TurnOutcome } from '../lib/types.ts';
 import type { SandboxProvider } from './sandbox/provider.ts';
-import { activityKey, turnEndKey } from './transcript.ts';
+import { activityKey } from './transcript.ts';
 
 export function makeSessionActivities(sandboxes: SandboxProvider) {
   async function setSessionStatus(input: { sessionId: string; status: SessionStatus; sandbox: SandboxState }): Promise<void> {

@@ -71,9 +71,6 @@ export function meanwhile<T>(write: Promise<T>): Promise<T> {
   return write;
 }
 
-/** The key of the single end event of a turn (completed, failed or aborted): a turn ends once. */
-export const turnEndKey = (turn: number) => `turn.${turn}.end`;
-
 /** A key that is the same for every attempt of the current activity and differs between activities. */
 export function activityKey(): string {
   const info = Context.current().info;

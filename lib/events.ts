@@ -6,6 +6,12 @@ import { loadConfig } from './config.ts';
 import type { NewSessionEvent, SessionEvent, SessionEventType } from './types.ts';
 
 /**
+ * The key of the single end event of a turn (completed, failed or aborted): a turn ends once. The
+ * worker writes it under this key; the API looks a turn's end up by it.
+ */
+export const turnEndKey = (turn: number) => `turn.${turn}.end`;
+
+/**
  * Appends events in order, each with the session's next seq. An event whose key was already written
  * (a retried activity) is skipped and takes no seq. Returns the seqs of the events written.
  */

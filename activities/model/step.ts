@@ -2,11 +2,11 @@
 // arrives (never through Temporal history); the finished reply goes to the transcript.
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
-import { appendEvents } from '../../lib/events.ts';
+import { appendEvents, turnEndKey } from '../../lib/events.ts';
 import type { Config } from '../../lib/config.ts';
 import type { AgentSpec, ModelStepResult, NewSessionEvent, QueuedMessage, ToolCall } from '../../lib/types.ts';
 import { toolDefinitions } from '../tools/definitions.ts';
-import { CoalescingWriter, findEarlierResult, meanwhile, recordMessage, turnEndKey, withHeartbeat } from '../transcript.ts';
+import { CoalescingWriter, findEarlierResult, meanwhile, recordMessage, withHeartbeat } from '../transcript.ts';
 import { buildContext } from './context.ts';
 import { streamChat } from './gateway.ts';
 

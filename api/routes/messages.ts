@@ -4,6 +4,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { db } from '../../lib/db.ts';
+import { turnEndKey } from '../../lib/events.ts';
 import type { Message as MessageRow } from '../../lib/generated/prisma/client.ts';
 import type { ApiDeps } from '../context.ts';
 import { createRouter } from '../context.ts';
@@ -95,10 +96,7 @@ export function messageRoutes({ config, temporal, eventBus }: ApiDeps) {
   }
 
   async function earlierTurnEnd(sessionId: string, turn: number) {
-    const end = await db().sessionEvent.findFirst({
-      where: { sessionId, type: { in: [...TURN_END] }, data: { path: ['turn'], equals: turn } },
-      orderBy: { seq: 'asc' },
-    });
+    const end = await db().sessionEvent.findUnique({ where: { sessionId_key: { sessionId, key: turnEndKey(turn) } } });
     return end ? turnResult(end.type, end.data as Record<string, unknown>) : undefined;
   }
 
