@@ -11,6 +11,13 @@ export interface SandboxLimits {
   fileBytes: number;
 }
 
+/** The /etc files every sandbox gets, read-only, from the provider's stub directory (`etcDir`). */
+export const ETC_STUBS: Record<string, string> = {
+  passwd: 'root:x:0:0:root:/workspace:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+  group: 'root:x:0:\nnogroup:x:65534:\n',
+  hosts: '127.0.0.1 localhost sandbox\n::1 localhost\n',
+};
+
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SANDBOXD_IN_SANDBOX = '/opt/berth/sandboxd';
 
@@ -62,7 +69,7 @@ export function bwrapArgs(
     '--ro-bind', '/usr', '/usr', ...rootDirs,
     '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
     ...hostEtc.flatMap((p) => ['--ro-bind-try', p, p]),
-    ...['passwd', 'group', 'hosts'].flatMap((f) => ['--ro-bind', path.join(paths.etcDir, f), `/etc/${f}`]),
+    ...Object.keys(ETC_STUBS).flatMap((f) => ['--ro-bind', path.join(paths.etcDir, f), `/etc/${f}`]),
     '--bind', paths.workspace, '/workspace',
     '--ro-bind', sandboxdBin, SANDBOXD_IN_SANDBOX,
     ...(door ? ['--ro-bind', door.hostDir, door.sandboxDir] : []),

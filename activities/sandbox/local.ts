@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../../lib/config.ts';
 import { KeyedMutex } from '../../lib/keyed-mutex.ts';
 import { closeSandboxVault, openSandboxDoor, SANDBOX_VAULT_DIR, vaultRunDir } from '../../vault-proxy/client.ts';
-import { bwrapArgs, type SandboxLimits } from './bwrap.ts';
+import { bwrapArgs, ETC_STUBS, type SandboxLimits } from './bwrap.ts';
 import { EXIT_ALREADY_RUNNING, Launcher } from './launcher.ts';
 import type { SandboxProvider, SandboxRuntimeState, SandboxSpec } from './provider.ts';
 import { HttpSandboxdClient } from './sandboxd-client.ts';
@@ -220,12 +220,6 @@ async function healthy(client: HttpSandboxdClient, timeoutMs = HEALTH_TIMEOUT_MS
 async function running(paths: Paths, client: HttpSandboxdClient): Promise<boolean> {
   return existsSync(paths.socket) && (await healthy(client));
 }
-
-const ETC_STUBS: Record<string, string> = {
-  passwd: 'root:x:0:0:root:/workspace:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
-  group: 'root:x:0:\nnogroup:x:65534:\n',
-  hosts: '127.0.0.1 localhost sandbox\n::1 localhost\n',
-};
 
 /**
  * Writes the /etc stubs (once per provider, so a file's content is always this version's). Each file
