@@ -22,7 +22,7 @@ try {
     }),
   });
 } catch (err) {
-  // The one way this fails: the metrics address cannot be bound (in use, or not this host's).
+  // With our options it fails when the metrics address cannot be bound (in use, or not this host's).
   log.error(`cannot serve metrics on BERTH_WORKER_METRICS_ADDRESS=${metricsAddress}`, { err });
   process.exit(1);
 }
