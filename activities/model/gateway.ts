@@ -20,7 +20,10 @@ export interface StreamedReply {
 }
 
 interface Chunk {
-  choices?: { delta?: { content?: string | null; tool_calls?: { index: number; id?: string; function?: { name?: string; arguments?: string } }[] } }[];
+  choices?: {
+    delta?: { content?: string | null; tool_calls?: { index: number; id?: string; function?: { name?: string; arguments?: string } }[] };
+    finish_reason?: string | null;
+  }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
 }
 
@@ -57,8 +60,13 @@ export async function streamChat(
   const usage: Usage = { promptTokens: 0, completionTokens: 0 };
   const decoder = new TextDecoder();
   let buffer = '';
+  // With include_usage, the chunk that carries usage after the finish reason is the stream's last
+  // (the OpenAI stream format): the reply is complete there. LiteLLM sends [DONE] only after its own
+  // bookkeeping, milliseconds later; that rest is read in the background, which frees the connection.
+  let finished = false;
+  let complete = false;
   const reader = res.body.getReader();
-  for (;;) {
+  while (!complete) {
     const { done, value } = await reader.read();
     if (done) break;
     buffer += decoder.decode(value, { stream: true });
@@ -70,11 +78,14 @@ export async function streamChat(
       const data = line.slice(5).trim();
       if (data === '[DONE]') continue;
       const chunk = JSON.parse(data) as Chunk;
+      const choice = chunk.choices?.[0];
+      if (choice?.finish_reason) finished = true;
       if (chunk.usage) {
         usage.promptTokens = chunk.usage.prompt_tokens ?? 0;
         usage.completionTokens = chunk.usage.completion_tokens ?? 0;
+        complete = finished;
       }
-      const delta = chunk.choices?.[0]?.delta;
+      const delta = choice?.delta;
       if (delta?.content) {
         content += delta.content;
         onText(delta.content);
@@ -87,6 +98,15 @@ export async function streamChat(
       }
     }
   }
+  if (complete) void drain(reader);
   const toolCalls = calls.filter(Boolean).map((c, i) => ({ ...c, id: c.id || `call_${i}` }));
   return { content, toolCalls, usage };
+}
+
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  try {
+    while (!(await reader.read()).done);
+  } catch {
+    // the connection broke after the reply was complete: nothing of it is lost
+  }
 }
