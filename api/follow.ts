@@ -1,6 +1,9 @@
-// Follows a session's event log: what is stored after a seq, then live. The process's EventBus
-// (one LISTEN connection) only wakes us; the events always come from listEvents after the last seq
-// handed out, so nothing is delivered twice or out of order, and a missed notification only delays.
+// Follows a session's event log: what is stored after a seq, then live. Live events come with the
+// process's EventBus notifications (one LISTEN connection), and are handed on only when each follows
+// the last one handed out: one transaction's events are numbered in order, and a session's
+// transactions commit in seq order (appendEventsSql numbers them under the session row's lock).
+// Anything else (a gap, an event too large for a notification, a reconnect) is read from the table
+// after that last seq, so nothing is delivered twice or out of order, and nothing is skipped.
 import { listEvents, type EventBus } from '../lib/events.ts';
 import type { SessionEvent } from '../lib/types.ts';
 
@@ -19,25 +22,37 @@ export async function* followEvents(
   idleMs: number,
   replayOnly = false,
 ): AsyncGenerator<SessionEvent[]> {
-  let last = afterSeq;
-  let pending = true; // replay what is stored first
+  let last = afterSeq; // handed out
+  let pending = true; // read from the table (first: replay what is stored)
+  let reading = false;
+  const inbox: SessionEvent[] = []; // notified, after `last`, in order, without gaps
   let wake: (() => void) | undefined;
-  const unsubscribe = bus.subscribe(sessionId, (seq) => {
-    if (seq !== -1 && seq <= last) return;
-    pending = true;
+  const unsubscribe = bus.subscribe(sessionId, (seq, event) => {
+    const newest = inbox.at(-1)?.seq ?? last;
+    if (seq !== -1 && seq <= newest) return;
+    if (event && seq === newest + 1 && !pending && !reading && inbox.length < BATCH) inbox.push(event);
+    else pending = true;
     wake?.();
   });
   try {
     while (!signal.aborted) {
       if (pending) {
         pending = false;
-        const events = await listEvents(sessionId, last, BATCH);
+        inbox.length = 0; // the read has them
+        reading = true;
+        const events = await listEvents(sessionId, last, BATCH).finally(() => (reading = false));
         if (events.length === BATCH) pending = true;
         if (events.length > 0) {
           last = events[events.length - 1]!.seq;
           yield events;
         }
         if (replayOnly && events.length < BATCH) return;
+        continue;
+      }
+      if (inbox.length > 0) {
+        const events = inbox.splice(0);
+        last = events[events.length - 1]!.seq;
+        yield events;
         continue;
       }
       const woken = await new Promise<boolean>((resolve) => {

@@ -1,5 +1,6 @@
 // The per-session event log: what SSE clients read. Activities append (idempotently, by key);
-// a trigger NOTIFYs on every insert; each web process holds one LISTEN connection and fans out.
+// a trigger NOTIFYs every insert with the event itself; each web process holds one LISTEN
+// connection and fans out.
 import pg from 'pg';
 import { db, Prisma } from './db.ts';
 import { loadConfig } from './config.ts';
@@ -58,17 +59,20 @@ export async function listEvents(sessionId: string, afterSeq: number, limit = 50
     orderBy: { seq: 'asc' },
     take: limit,
   });
-  return rows.map((r) => ({
-    seq: Number(r.seq),
-    type: r.type as SessionEventType,
-    data: r.data as Record<string, unknown>,
-    createdAt: r.createdAt.toISOString(),
-  }));
+  return rows.map((r) => ({ seq: Number(r.seq), type: r.type as SessionEventType, data: r.data as Record<string, unknown> }));
 }
 
-type Listener = (seq: number) => void;
+/**
+ * The channel the trigger announces each new event on (migration 20261202200000_events_in_notify).
+ * The payload is the event; one too large for a notification (8000 bytes) comes without type and data.
+ */
+const CHANNEL = 'session_events_v2';
+type Notice = { session_id: string; seq: number; type?: SessionEventType; data?: Record<string, unknown> };
 
-/** One LISTEN connection per process; subscribers are woken with the newest seq of their session. */
+/** Called with the seq of a new event, and the event when the notification carried it; -1: anything may be new. */
+type Listener = (seq: number, event?: SessionEvent) => void;
+
+/** One LISTEN connection per process; subscribers are handed their session's new events. */
 export class EventBus {
   private client: pg.Client | undefined;
   private readonly listeners = new Map<string, Set<Listener>>();
@@ -82,10 +86,9 @@ export class EventBus {
   private async connect(): Promise<void> {
     const client = new pg.Client({ connectionString: loadConfig().DATABASE_URL });
     client.on('notification', (n) => {
-      const payload = n.payload ?? '';
-      const i = payload.lastIndexOf(':');
-      const set = this.listeners.get(payload.slice(0, i));
-      if (set) for (const l of set) l(Number(payload.slice(i + 1)));
+      const { session_id, seq, type, data } = JSON.parse(n.payload ?? '{}') as Notice;
+      const event = type && data ? { seq, type, data } : undefined;
+      for (const l of this.listeners.get(session_id) ?? []) l(seq, event);
     });
     client.on('error', () => {
       // Reconnect; subscribers poll on wake-up, so a missed notification only delays them.
@@ -94,7 +97,7 @@ export class EventBus {
       setTimeout(() => void this.start().then(() => this.wakeAll()).catch(() => undefined), 500);
     });
     await client.connect();
-    await client.query('LISTEN session_events');
+    await client.query(`LISTEN ${CHANNEL}`);
     this.client = client;
   }
 

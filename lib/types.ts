@@ -99,5 +99,4 @@ export interface SessionEvent {
   seq: number;
   type: SessionEventType;
   data: Record<string, unknown>;
-  createdAt: string;
 }

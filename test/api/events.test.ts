@@ -1,6 +1,7 @@
 // The SSE endpoint against real Postgres: events appended with appendEvents (as the worker's
 // activities do) while a client is connected arrive once, in seq order, and a reconnect with
 // Last-Event-ID (or ?after=) resumes exactly after the last one seen.
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvents } from '../../lib/events.ts';
 import type { NewSessionEvent } from '../../lib/types.ts';
@@ -154,6 +155,39 @@ describe('GET /v1/sessions/:id/events', () => {
     await both.receive(1);
     expect(ids(both.events)).toEqual([9]);
     await both.close();
+  });
+
+  it('delivers events too large for a notification, in order with those around them', async () => {
+    const sid = await newSession();
+    const stream = connect(sid);
+    await new Promise((r) => setTimeout(r, 200)); // connected: what follows is live
+    // A notification carries an event of up to 8000 bytes; a larger one is read from the table.
+    const small = (n: number) => ev(`s${n}`, 'message.delta', { turn: 1, step: 1, attempt: 1, text: `${n}` });
+    const big = (n: number) => ev(`b${n}`, 'tool.output', { turn: 1, call_id: 'c1', stream: 'stdout', data: `${n}`.padEnd(20_000, '.') });
+    await appendEvents(sid, [small(1)]);
+    await appendEvents(sid, [big(2)]);
+    await appendEvents(sid, [small(3), big(4), small(5)]);
+    await appendEvents(sid, [small(6)]);
+    await stream.receive(6);
+    await new Promise((r) => setTimeout(r, 300)); // anything extra would arrive now
+    expect(ids(stream.events)).toEqual(range(1, 6));
+    expect(stream.events.map((e) => String(e.data.text ?? e.data.data).length)).toEqual([1, 20_000, 1, 20_000, 1, 1]);
+    await stream.close();
+  });
+
+  it("still announces new events on the previous release's channel, for its web processes during a rolling deploy", async () => {
+    const sid = await newSession();
+    const listener = new pg.Client({ connectionString: t.config.DATABASE_URL });
+    await listener.connect();
+    try {
+      const payloads: string[] = [];
+      listener.on('notification', (n) => n.payload?.startsWith(`${sid}:`) && payloads.push(n.payload));
+      await listener.query('LISTEN session_events');
+      await appendEvents(sid, [ev('o1', 'message.delta', { turn: 1, step: 1, attempt: 1, text: 'a' }), ev('o2', 'turn.completed', { turn: 1 })]);
+      await expect.poll(() => payloads).toEqual([`${sid}:1`, `${sid}:2`]);
+    } finally {
+      await listener.end();
+    }
   });
 
   it('fans out to several clients of one session, and ends the stream after the session ends', async () => {
