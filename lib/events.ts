@@ -86,7 +86,13 @@ export class EventBus {
   private async connect(): Promise<void> {
     const client = new pg.Client({ connectionString: loadConfig().DATABASE_URL });
     client.on('notification', (n) => {
-      const { session_id, seq, type, data } = JSON.parse(n.payload ?? '{}') as Notice;
+      let notice: Notice;
+      try {
+        notice = JSON.parse(n.payload ?? '') as Notice;
+      } catch {
+        return this.wakeAll(); // not the trigger's (someone ran NOTIFY by hand): the streams read instead
+      }
+      const { session_id, seq, type, data } = notice;
       const event = type && data ? { seq, type, data } : undefined;
       for (const l of this.listeners.get(session_id) ?? []) l(seq, event);
     });

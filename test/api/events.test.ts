@@ -175,6 +175,26 @@ describe('GET /v1/sessions/:id/events', () => {
     await stream.close();
   });
 
+  it("shrugs off a notification on its channel that is not the trigger's", async () => {
+    const sid = await newSession();
+    const stream = connect(sid);
+    await appendEvents(sid, [ev('n1', 'message.delta', { turn: 1, step: 1, attempt: 1, text: '1' })]);
+    await stream.receive(1);
+    const other = new pg.Client({ connectionString: t.config.DATABASE_URL });
+    await other.connect();
+    try {
+      await other.query(`NOTIFY session_events_v2, 'not json'`);
+      await other.query(`SELECT pg_notify('session_events_v2', $1)`, [JSON.stringify({ session_id: sid, seq: 7, type: 'message.delta', data: { text: 'forged' } })]);
+    } finally {
+      await other.end();
+    }
+    await appendEvents(sid, [ev('n2', 'message.delta', { turn: 1, step: 1, attempt: 1, text: '2' })]);
+    await stream.receive(2);
+    await new Promise((r) => setTimeout(r, 300)); // anything extra would arrive now
+    expect(stream.events.map((e) => [e.id, e.data.text])).toEqual([[1, '1'], [2, '2']]);
+    await stream.close();
+  });
+
   it("still announces new events on the previous release's channel, for its web processes during a rolling deploy", async () => {
     const sid = await newSession();
     const listener = new pg.Client({ connectionString: t.config.DATABASE_URL });
