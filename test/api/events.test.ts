@@ -3,6 +3,7 @@
 // Last-Event-ID (or ?after=) resumes exactly after the last one seen.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { db } from '../../lib/db.ts';
 import { appendEvents } from '../../lib/events.ts';
 import type { NewSessionEvent } from '../../lib/types.ts';
 import { startApi, type TestApi } from './harness.ts';
@@ -180,14 +181,8 @@ describe('GET /v1/sessions/:id/events', () => {
     const stream = connect(sid);
     await appendEvents(sid, [ev('n1', 'message.delta', { turn: 1, step: 1, attempt: 1, text: '1' })]);
     await stream.receive(1);
-    const other = new pg.Client({ connectionString: t.config.DATABASE_URL });
-    await other.connect();
-    try {
-      await other.query(`NOTIFY session_events_v2, 'not json'`);
-      await other.query(`SELECT pg_notify('session_events_v2', $1)`, [JSON.stringify({ session_id: sid, seq: 7, type: 'message.delta', data: { text: 'forged' } })]);
-    } finally {
-      await other.end();
-    }
+    await db().$executeRaw`SELECT pg_notify('session_events_v2', 'not json')`;
+    await db().$executeRaw`SELECT pg_notify('session_events_v2', ${JSON.stringify({ session_id: sid, seq: 7, type: 'message.delta', data: { text: 'forged' } })})`;
     await appendEvents(sid, [ev('n2', 'message.delta', { turn: 1, step: 1, attempt: 1, text: '2' })]);
     await stream.receive(2);
     await new Promise((r) => setTimeout(r, 300)); // anything extra would arrive now
