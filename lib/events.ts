@@ -86,6 +86,7 @@ export class EventBus {
   private async connect(): Promise<void> {
     const client = new pg.Client({ connectionString: loadConfig().DATABASE_URL });
     client.on('notification', (n) => {
+      if (this.listeners.size === 0) return; // every event of every session comes here: parse only for a stream
       let notice: Notice;
       try {
         notice = JSON.parse(n.payload ?? '') as Notice;
