@@ -269,10 +269,14 @@ describe('the dashboard', () => {
     const ended = await page.locator('table tbody tr').count();
     await page.getByRole('link', { name: 'Failed' }).click();
     await page.getByText('No failed sessions').waitFor();
+    // Each click waits for its navigation to land: a click while one is loading interrupts it, and Remix
+    // logs the aborted response as a console error.
     await page.getByRole('link', { name: 'Active' }).click();
+    await page.waitForURL(/status=active/);
     await expect.poll(() => page.locator('table tbody tr').count()).toBeLessThanOrEqual(all - ended);
 
     await page.getByRole('link', { name: 'All', exact: true }).click();
+    await page.waitForURL((u) => !u.searchParams.has('status'));
     await expect.poll(() => page.locator('table tbody tr').count()).toBe(all);
     await page.getByLabel('Search sessions by session id or agent').fill('Sleeper');
     await page.getByRole('button', { name: 'Search' }).click();
