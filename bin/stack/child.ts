@@ -92,7 +92,7 @@ export function spawnLogged(opts: ChildOptions): ChildHandle {
   return handle;
 }
 
-/** Polls check() until it returns true, failing with the log's last lines if the child dies or time runs out. */
+/** Polls check() until it returns true, failing with what the log says if the child dies or time runs out. */
 export async function waitReady(
   handle: ChildHandle,
   check: () => Promise<boolean>,
@@ -100,20 +100,35 @@ export async function waitReady(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (!handle.running) throw new Error(`${handle.name} exited during start-up:\n${tailLog(handle.logPath)}`);
+    if (!handle.running) throw new Error(`${handle.name} exited during start-up:\n${startupLog(handle.logPath)}`);
     if (await check().catch(() => false)) return;
     if (Date.now() > deadline) {
       await handle.stop(2_000);
-      throw new Error(`${handle.name} not ready after ${timeoutMs} ms:\n${tailLog(handle.logPath)}`);
+      throw new Error(`${handle.name} not ready after ${timeoutMs} ms:\n${startupLog(handle.logPath)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-export function tailLog(logPath: string, lines = 25): string {
+const START_MARKER = /^--- \S+ starting /;
+// Lines that say why a start failed: a Go panic, Temporal's (slog) errors, a Python traceback's end, Postgres's FATAL.
+const CAUSE = /^panic:|\blevel=ERROR\b|^[A-Za-z]*Error: |\bFATAL:/;
+
+/**
+ * The log of the latest start: the lines naming the cause (a panic's goroutine dump would push them
+ * out of a plain tail), then the last lines.
+ */
+export function startupLog(logPath: string, lines = 15): string {
+  let text: string;
   try {
-    return fs.readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    text = fs.readFileSync(logPath, 'utf8');
   } catch {
     return '(no log)';
   }
+  const all = text.trimEnd().split('\n');
+  const start = all.findLastIndex((l) => START_MARKER.test(l));
+  const latest = all.slice(start + 1); // after the marker line (which echoes the command line), or all of it
+  const causes = latest.filter((l) => CAUSE.test(l)).slice(0, 5);
+  const tail = latest.slice(-lines).filter((l) => !causes.includes(l));
+  return [...causes, ...(causes.length && tail.length ? ['…'] : []), ...tail].join('\n');
 }

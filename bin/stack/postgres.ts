@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { spawnLogged, tailLog, waitReady, type ChildHandle } from './child.ts';
+import { spawnLogged, startupLog, waitReady, type ChildHandle } from './child.ts';
 import { assertPortFree } from './ports.ts';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -54,7 +54,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresHand
     // Asynchronous, so the gateway starting alongside is not held up for the seconds initdb takes.
     const initdb = spawnLogged({ name: 'initdb', command: cmd, args, logPath });
     const { code } = await initdb.exited;
-    if (code !== 0) throw new Error(`initdb failed (exit code ${code}):\n${tailLog(logPath)}`);
+    if (code !== 0) throw new Error(`initdb failed (exit code ${code}):\n${startupLog(logPath)}`);
   }
 
   const [cmd, args] = wrap(`${PG_BIN}/postgres`, [

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { spawnLogged, tailLog, waitReady, type ChildHandle } from '../../../bin/stack/child.ts';
+import { spawnLogged, startupLog, waitReady, type ChildHandle } from '../../../bin/stack/child.ts';
 import { freePort } from '../../../bin/stack/ports.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -109,7 +109,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     await waitReady(apiserver, async () => fs.existsSync(caFile) && (await plane.request<string>('GET', '/readyz')) === 'ok', 90_000);
     return plane;
   } catch (err) {
-    const logs = children.map((c) => `--- ${c.name}\n${tailLog(c.logPath)}`).join('\n');
+    const logs = children.map((c) => `--- ${c.name}\n${startupLog(c.logPath)}`).join('\n');
     for (const child of children.reverse()) await child.stop(2_000);
     throw new Error(`${(err as Error).message}\n${logs}`);
   }
