@@ -34,10 +34,15 @@ export async function killRemainingChildren(): Promise<void> {
   await Promise.all([...live].map((h) => h.stop(0)));
 }
 
+// Each start opens its section of the log with this line; startupLog() reads from the last one.
+const START_LINE = ' starting ';
+const startLine = (name: string, commandLine: string) => `--- ${new Date().toISOString()}${START_LINE}${name}: ${commandLine}`;
+const isStartLine = (line: string) => line.startsWith('--- ') && line.includes(START_LINE);
+
 export function spawnLogged(opts: ChildOptions): ChildHandle {
   fs.mkdirSync(path.dirname(opts.logPath), { recursive: true });
   const log = fs.openSync(opts.logPath, 'a');
-  fs.writeSync(log, `\n--- ${new Date().toISOString()} starting ${opts.name}: ${opts.command} ${opts.args.join(' ')}\n`);
+  fs.writeSync(log, `\n${startLine(opts.name, `${opts.command} ${opts.args.join(' ')}`)}\n`);
   const child: ChildProcess = spawn(opts.command, opts.args, {
     cwd: opts.cwd,
     env: opts.env ?? process.env,
@@ -110,15 +115,15 @@ export async function waitReady(
   }
 }
 
-const START_MARKER = /^--- \S+ starting /;
 // Lines that say why a start failed: a Go panic, Temporal's (slog) errors, a Python traceback's end, Postgres's FATAL.
 const CAUSE = /^panic:|\blevel=ERROR\b|^[A-Za-z]*Error: |\bFATAL:/;
+const TAIL_LINES = 15;
 
 /**
  * The log of the latest start: the lines naming the cause (a panic's goroutine dump would push them
  * out of a plain tail), then the last lines.
  */
-export function startupLog(logPath: string, lines = 15): string {
+export function startupLog(logPath: string): string {
   let text: string;
   try {
     text = fs.readFileSync(logPath, 'utf8');
@@ -126,9 +131,9 @@ export function startupLog(logPath: string, lines = 15): string {
     return '(no log)';
   }
   const all = text.trimEnd().split('\n');
-  const start = all.findLastIndex((l) => START_MARKER.test(l));
+  const start = all.findLastIndex(isStartLine);
   const latest = all.slice(start + 1); // after the marker line (which echoes the command line), or all of it
   const causes = latest.filter((l) => CAUSE.test(l)).slice(0, 5);
-  const tail = latest.slice(-lines).filter((l) => !causes.includes(l));
+  const tail = latest.slice(-TAIL_LINES).filter((l) => !causes.includes(l));
   return [...causes, ...(causes.length && tail.length ? ['…'] : []), ...tail].join('\n');
 }
