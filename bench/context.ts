@@ -1,7 +1,7 @@
 // Context read benchmark: the transcript read of a model step, on the path of every turn, in a short
 // and in a long session. It should not grow with the session (activities/model/context.ts).
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,5 +24,6 @@ export async function benchContext(): Promise<Record<string, unknown>> {
     return JSON.parse(stdout) as Record<string, unknown>;
   } finally {
     await pg.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -4,7 +4,7 @@
 //   at the gateway's door;
 // - turns per second with 50 and 200 concurrent sessions, with errors counted;
 // - worker and web RSS, idle and at peak.
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startWeb, startWorker } from '../bin/stack/berth.ts';
@@ -154,6 +154,7 @@ export async function benchPlatform(): Promise<Record<string, unknown>> {
     await Promise.all([worker?.stop(), web?.stop()]);
     await tap.stop();
     await stack.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { spawnLogged, waitReady } from '../../bin/stack/child.ts';
 
 function crashingChild(logPath: string, cause: string) {
@@ -13,7 +13,9 @@ function crashingChild(logPath: string, cause: string) {
 
 describe('waitReady', () => {
   it('names the cause of a start-up crash from the latest start only', async () => {
-    const logPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'berth-child-')), 'crasher.log');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-child-'));
+    onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const logPath = path.join(dir, 'crasher.log');
     const never = async () => false;
     await expect(waitReady(crashingChild(logPath, 'panic: the earlier start'), never, 10_000)).rejects.toThrow(/the earlier start/);
 
