@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../bin/stack/berth.ts';
 import { freePort } from '../../bin/stack/ports.ts';
+import { vaultRunDir } from '../../vault-proxy/paths.ts';
 
 const marker = `berth-e2e-${randomBytes(4).toString('hex')}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-start-test-'));
@@ -42,6 +43,7 @@ afterAll(() => {
     }
   }
   fs.rmSync(tmp, { recursive: true, force: true });
+  fs.rmSync(vaultRunDir(dataDir), { recursive: true, force: true }); // the vault proxy's sockets, outside the data dir
 });
 
 async function runStack(env: NodeJS.ProcessEnv, until: RegExp, timeoutMs: number) {

@@ -3,7 +3,7 @@
 // upstream gets the value; the transcript, events, Temporal history, logs, files and database never do.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -40,6 +40,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await berth?.stop();
   await proxy?.stop();
+  if (proxy) rmSync(proxy.runDir, { recursive: true, force: true }); // its sockets' dir, outside the temp data dir
   await upstream?.close();
   tmp?.remove();
 });

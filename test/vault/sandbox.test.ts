@@ -4,7 +4,7 @@
 // proxy variables reaches nothing.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -57,6 +57,7 @@ afterAll(async () => {
   await h?.provider.destroy(sessionId).catch(() => undefined);
   await h?.cleanup();
   await proxy?.stop();
+  if (proxy) rmSync(proxy.runDir, { recursive: true, force: true }); // its sockets' dir, outside the temp data dir
   await upstream?.close();
   await closeDb();
 });

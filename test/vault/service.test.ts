@@ -3,7 +3,7 @@
 // session's event stream; 100 MB pass each way with bounded proxy memory; no key, no start.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -62,6 +62,7 @@ beforeAll(async () => {
 afterAll(async () => {
   bridged?.server.close();
   await proxy?.stop();
+  if (proxy) rmSync(proxy.runDir, { recursive: true, force: true }); // its sockets' dir, outside the temp data dir
   await upstream?.close();
   await closeDb();
   tmp?.remove();
