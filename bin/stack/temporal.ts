@@ -27,8 +27,8 @@ export interface TemporalHandle extends ChildHandle {
   dbFile: string;
 }
 
-/** The exact command line, so a test can restart the server on the same SQLite file. */
-export async function temporalCommand(opts: TemporalOptions): Promise<string[]> {
+/** The dev server's command line: a persistent SQLite file, fixed ports, Berth's search attributes. */
+async function temporalCommand(opts: TemporalOptions): Promise<string[]> {
   const dbFile = opts.dbFile ?? path.join(opts.dataDir, 'temporal.sqlite');
   const args = [
     'server', 'start-dev',
@@ -68,7 +68,7 @@ export async function startTemporal(opts: TemporalOptions): Promise<TemporalHand
   return Object.assign(child, { address, uiUrl: `http://127.0.0.1:${opts.uiPort}`, namespace, dbFile });
 }
 
-export async function namespaceReady(address: string, namespace: string): Promise<boolean> {
+async function namespaceReady(address: string, namespace: string): Promise<boolean> {
   const connection = await Connection.connect({ address, connectTimeout: 1_000 });
   try {
     await connection.workflowService.describeNamespace({ namespace });
