@@ -27,7 +27,7 @@ export interface TemporalHandle extends ChildHandle {
   dbFile: string;
 }
 
-/** The dev server's command line: a persistent SQLite file, fixed ports, Berth's search attributes. */
+/** The dev server's command line: its SQLite file and ports, Berth's search attributes, the settings below. */
 async function temporalCommand(opts: TemporalOptions): Promise<string[]> {
   const dbFile = opts.dbFile ?? path.join(opts.dataDir, 'temporal.sqlite');
   const args = [
