@@ -3,7 +3,7 @@
 // upstream gets the value; the transcript, events, Temporal history, logs, files and database never do.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -11,7 +11,7 @@ import { sandboxPaths } from '../../activities/sandbox/local.ts';
 import { startVaultProxy } from '../../bin/stack/vault-proxy.ts';
 import { startBerth, type Berth } from '../support/berth.ts';
 import { ARTIFACTS, TEST_VAULT_KEY } from '../support/processes.ts';
-import { startUpstream, tempDir, type Upstream } from './support.ts';
+import { startUpstream, stopVaultProxy, tempDir, type Upstream } from './support.ts';
 
 process.env.DATABASE_URL = inject('databaseUrl');
 const UPSTREAM = '127.0.0.2'; // not localhost: a sandbox's NO_PROXY keeps that for itself
@@ -39,8 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await berth?.stop();
-  await proxy?.stop();
-  if (proxy) rmSync(proxy.runDir, { recursive: true, force: true }); // its sockets' dir, outside the temp data dir
+  await stopVaultProxy(proxy);
   await upstream?.close();
   tmp?.remove();
 });

@@ -4,7 +4,7 @@
 // proxy variables reaches nothing.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -14,7 +14,7 @@ import { ROOT } from '../../bin/stack/berth.ts';
 import { startVaultProxy } from '../../bin/stack/vault-proxy.ts';
 import { harness, run, type Harness } from '../sandbox/helpers.ts';
 import { ARTIFACTS } from '../support/processes.ts';
-import { startUpstream, type Upstream } from './support.ts';
+import { startUpstream, stopVaultProxy, type Upstream } from './support.ts';
 
 process.env.DATABASE_URL = inject('databaseUrl');
 const { db, closeDb } = await import('../../lib/db.ts');
@@ -56,8 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.provider.destroy(sessionId).catch(() => undefined);
   await h?.cleanup();
-  await proxy?.stop();
-  if (proxy) rmSync(proxy.runDir, { recursive: true, force: true }); // its sockets' dir, outside the temp data dir
+  await stopVaultProxy(proxy);
   await upstream?.close();
   await closeDb();
 });

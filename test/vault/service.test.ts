@@ -3,14 +3,14 @@
 // session's event stream; 100 MB pass each way with bounded proxy memory; no key, no start.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ROOT } from '../../bin/stack/berth.ts';
 import { startVaultProxy } from '../../bin/stack/vault-proxy.ts';
 import { ARTIFACTS } from '../support/processes.ts';
-import { TunnelAgent, bridge, download, request, startUpstream, tempDir, upload, type Upstream } from './support.ts';
+import { TunnelAgent, bridge, download, request, startUpstream, stopVaultProxy, tempDir, upload, type Upstream } from './support.ts';
 
 process.env.DATABASE_URL = inject('databaseUrl');
 const { db, closeDb } = await import('../../lib/db.ts');
@@ -61,8 +61,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   bridged?.server.close();
-  await proxy?.stop();
-  if (proxy) rmSync(proxy.runDir, { recursive: true, force: true }); // its sockets' dir, outside the temp data dir
+  await stopVaultProxy(proxy);
   await upstream?.close();
   await closeDb();
   tmp?.remove();

@@ -239,6 +239,13 @@ export function download(url: string, agent: https.Agent): Promise<number> {
   });
 }
 
+/** Stops a vault proxy process a test started, and removes its socket dir: that lives under the temp dir, keyed by the data dir, so outside the test's own temp dir. */
+export async function stopVaultProxy(proxy: { stop(): Promise<void>; runDir: string } | undefined): Promise<void> {
+  if (!proxy) return;
+  await proxy.stop();
+  rmSync(proxy.runDir, { recursive: true, force: true });
+}
+
 export function tempDir(prefix: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
