@@ -132,7 +132,8 @@ async function startModels(): Promise<{ url: string; apiKey?: string }> {
     startModelServer({ port: stack.BERTH_MODEL_SERVER_PORT, scripted: false, chunkDelayMs: 15, logPath: logFile('model-server') }),
   );
   supervisor.addStoppable(model);
-  return step('gateway', (h) => h.url, () =>
+  // Its routes: the demo model, and each provider whose key is set (gateway-config.ts).
+  return step('gateway', (h) => `${h.url} (routes ${h.routes.join(', ')})`, () =>
     supervisor.add('gateway', () => startGateway({ dataDir, port: stack.BERTH_GATEWAY_PORT, modelServerUrl: model.url, logPath: logFile('gateway') })),
   );
 }

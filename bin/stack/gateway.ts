@@ -1,10 +1,12 @@
-// The local LiteLLM proxy, from a checked-in config (litellm.yaml; tests add litellm.test.yaml).
+// The local LiteLLM proxy, from a checked-in config (litellm.yaml; tests add litellm.test.yaml) less
+// the provider routes whose key is unset (gateway-config.ts).
 // It runs with its own master key and WITHOUT DATABASE_URL: given one, LiteLLM tries to set up its
 // own Prisma schema in it, which needs a download and would touch Berth's database.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnLogged, waitReady, type ChildHandle } from './child.ts';
+import { writeGatewayConfig } from './gateway-config.ts';
 import { assertPortFree } from './ports.ts';
 import { storedSecret } from './secrets.ts';
 
@@ -26,6 +28,8 @@ export interface GatewayHandle extends ChildHandle {
   url: string;
   /** The master key clients send as `Authorization: Bearer`. */
   apiKey: string;
+  /** The model names it routes (a provider's as a wildcard, e.g. `openai/*`). */
+  routes: string[];
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle> {
@@ -41,18 +45,17 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
     BERTH_MODEL_SERVER_URL: opts.modelServerUrl,
     BERTH_MODEL_SERVER_KEY: 'berth-demo-needs-no-key',
   };
+  const config = writeGatewayConfig(opts.configPath ?? GATEWAY_CONFIG, env, path.join(opts.dataDir, 'gateway'));
   const child = spawnLogged({
     name: 'gateway',
     command: LITELLM_BIN,
-    args: ['--config', opts.configPath ?? GATEWAY_CONFIG, '--port', String(opts.port), '--host', '127.0.0.1'],
+    args: ['--config', config.path, '--port', String(opts.port), '--host', '127.0.0.1'],
     env,
-    // `include:` entries in the config are resolved against the working directory.
-    cwd: path.dirname(opts.configPath ?? GATEWAY_CONFIG),
     logPath: opts.logPath ?? path.join(opts.dataDir, 'logs', 'gateway.log'),
   });
   const url = `http://127.0.0.1:${opts.port}`;
   await waitReady(child, () => modelsListed(url, apiKey), 180_000);
-  return Object.assign(child, { port: opts.port, url, apiKey });
+  return Object.assign(child, { port: opts.port, url, apiKey, routes: config.routes });
 }
 
 async function modelsListed(url: string, apiKey: string): Promise<boolean> {

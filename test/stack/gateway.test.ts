@@ -1,7 +1,14 @@
 // The real LiteLLM proxy of the test stack forwards to the scripted model: streaming, tool calls,
 // usage, the model name without its `scripted/` prefix, and the demo route of the checked-in config.
+// It routes a real provider only when that provider's key is set.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import OpenAI from 'openai';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
+import YAML from 'yaml';
+import { GATEWAY_CONFIG, TEST_GATEWAY_CONFIG } from '../../bin/stack/gateway.ts';
+import { loadGatewayConfig, writeGatewayConfig } from '../../bin/stack/gateway-config.ts';
 import { modelRequests, registerScript } from '../support/processes.ts';
 
 const client = () => new OpenAI({ baseURL: `${inject('gatewayUrl')}/v1`, apiKey: inject('gatewayApiKey'), maxRetries: 0 });
@@ -71,5 +78,46 @@ describe('LiteLLM gateway', () => {
       (err: InstanceType<typeof OpenAI.APIError>) => err.status,
     );
     expect([400, 401]).toContain(refused);
+  });
+
+  it('lists the demo model and no provider whose key is unset', async () => {
+    const ids = (await client().models.list()).data.map((m) => m.id);
+    expect(ids).toContain('berth-demo');
+    // The suite's gateway has the environment the tests run in; on CI no provider key is set.
+    for (const [provider, key] of Object.entries(PROVIDER_KEYS)) {
+      expect(ids.some((id) => id.startsWith(`${provider}/`)), `${provider} with ${key} ${process.env[key] ? 'set' : 'unset'}`).toBe(!!process.env[key]);
+    }
+  });
+});
+
+const PROVIDER_KEYS = { openai: 'OPENAI_API_KEY', anthropic: 'ANTHROPIC_API_KEY', gemini: 'GEMINI_API_KEY', mistral: 'MISTRAL_API_KEY' };
+
+describe('the gateway config (gateway-config.ts)', () => {
+  const demoKey = { BERTH_MODEL_SERVER_KEY: 'k' };
+  const routes = (env: NodeJS.ProcessEnv) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-gw-config-'));
+    onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const written = writeGatewayConfig(GATEWAY_CONFIG, env, dir);
+    // What LiteLLM reads: the same routes, its settings kept, secrets left as os.environ/ references.
+    const onDisk = YAML.parse(fs.readFileSync(written.path, 'utf8'));
+    expect(onDisk.model_list.map((r: { model_name: string }) => r.model_name)).toEqual(written.routes);
+    expect(onDisk.general_settings.master_key).toBe('os.environ/LITELLM_MASTER_KEY');
+    return written.routes;
+  };
+
+  it('routes each provider whose key is set, and the demo model', () => {
+    expect(routes(demoKey)).toEqual(['berth-demo']);
+    expect(routes({ ...demoKey, OPENAI_API_KEY: 'sk-x', MISTRAL_API_KEY: 'm' })).toEqual(['berth-demo', 'openai/*', 'mistral/*']);
+    // Every provider route of the checked-in config is named in .env.example's list above.
+    const all = Object.fromEntries(Object.values(PROVIDER_KEYS).map((k) => [k, 'x']));
+    expect(routes({ ...demoKey, ...all })).toEqual(['berth-demo', ...Object.keys(PROVIDER_KEYS).map((p) => `${p}/*`)]);
+    expect(routes({ ...demoKey, ANTHROPIC_API_KEY: '' })).toEqual(['berth-demo']);
+  });
+
+  it('merges includes as LiteLLM does: lists extended, other settings from the included file', () => {
+    const config = loadGatewayConfig(TEST_GATEWAY_CONFIG);
+    expect((config.model_list as { model_name: string }[]).map((r) => r.model_name).slice(0, 3)).toEqual(['scripted/*', 'berth-demo', 'openai/*']);
+    expect(config).not.toHaveProperty('include');
+    expect(config.litellm_settings).toEqual({ drop_params: true });
   });
 });

@@ -100,6 +100,7 @@ describe('npm start (bin/start.ts)', () => {
     expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
     expect(first.output()).toContain(adminKey);
     expect(first.output()).toContain(`http://127.0.0.1:${ports.BERTH_TEMPORAL_UI_PORT}`);
+    expect(first.output()).toMatch(/gateway\s+ready\s+\S+ \(routes berth-demo\b/);
     for (const log of ['postgres', 'temporal', 'gateway', 'model-server', 'worker', 'web']) {
       expect(fs.existsSync(path.join(dataDir, 'logs', `${log}.log`))).toBe(true);
     }
