@@ -12,25 +12,43 @@ interface Route {
   litellm_params?: { api_key?: unknown };
 }
 
-/** The config at `file` with its includes (relative to the file that names them) merged in. */
+/**
+ * The config at `file` with its includes merged in, in LiteLLM's order: each entry relative to the
+ * file that names them, an included file's own includes after those already pending, and a file
+ * already merged skipped.
+ */
 export function loadGatewayConfig(file: string): GatewayConfig {
-  const { include = [], ...own } = (YAML.parse(fs.readFileSync(file, 'utf8')) ?? {}) as GatewayConfig;
-  if (!Array.isArray(include)) throw new Error(`${file}: include must be a list of file paths`);
-  return include.reduce<GatewayConfig>((merged, entry: string) => {
-    const included = loadGatewayConfig(path.resolve(path.dirname(file), entry));
+  const { include, ...config } = readConfig(file);
+  const pending = includePaths(file, include);
+  const merged = new Set([path.resolve(file)]);
+  for (let next = pending.shift(); next !== undefined; next = pending.shift()) {
+    if (merged.has(next)) continue;
+    merged.add(next);
+    const { include: nested, ...included } = readConfig(next);
+    pending.push(...includePaths(next, nested));
     for (const [key, value] of Object.entries(included)) {
-      const base = merged[key];
-      merged[key] = Array.isArray(base) && Array.isArray(value) ? [...base, ...value] : value;
+      const base = config[key];
+      config[key] = Array.isArray(base) && Array.isArray(value) ? [...base, ...value] : value;
     }
-    return merged;
-  }, own);
+  }
+  return config;
 }
 
-/** The routes whose `api_key: os.environ/NAME` names a variable set in `env` (or that need no variable). */
+const readConfig = (file: string) => (YAML.parse(fs.readFileSync(file, 'utf8')) ?? {}) as GatewayConfig;
+
+function includePaths(file: string, include: unknown = []): string[] {
+  if (!Array.isArray(include)) throw new Error(`${file}: include must be a list of file paths`);
+  return include.map((entry: string) => path.resolve(path.dirname(file), entry));
+}
+
+/** The config without the routes whose `api_key: os.environ/NAME` names a variable unset (or empty) in `env`. */
 export function servableRoutes(config: GatewayConfig, env: NodeJS.ProcessEnv): GatewayConfig {
-  const routes = (config.model_list ?? []) as Route[];
-  const keyVar = (r: Route) => /^os\.environ\/(\w+)$/.exec(String(r.litellm_params?.api_key ?? ''))?.[1];
-  return { ...config, model_list: routes.filter((r) => { const v = keyVar(r); return v === undefined || !!env[v]; }) };
+  const keyVariable = (r: Route) => /^os\.environ\/(\w+)$/.exec(String(r.litellm_params?.api_key ?? ''))?.[1];
+  const servable = (r: Route) => {
+    const name = keyVariable(r);
+    return name === undefined || !!env[name];
+  };
+  return { ...config, model_list: ((config.model_list ?? []) as Route[]).filter(servable) };
 }
 
 /** Writes the config the gateway runs into `dir` and returns its path and route names. */

@@ -108,7 +108,7 @@ describe('the gateway config (gateway-config.ts)', () => {
   it('routes each provider whose key is set, and the demo model', () => {
     expect(routes(demoKey)).toEqual(['berth-demo']);
     expect(routes({ ...demoKey, OPENAI_API_KEY: 'sk-x', MISTRAL_API_KEY: 'm' })).toEqual(['berth-demo', 'openai/*', 'mistral/*']);
-    // Every provider route of the checked-in config is named in .env.example's list above.
+    // PROVIDER_KEYS names every provider route of the checked-in config.
     const all = Object.fromEntries(Object.values(PROVIDER_KEYS).map((k) => [k, 'x']));
     expect(routes({ ...demoKey, ...all })).toEqual(['berth-demo', ...Object.keys(PROVIDER_KEYS).map((p) => `${p}/*`)]);
     expect(routes({ ...demoKey, ANTHROPIC_API_KEY: '' })).toEqual(['berth-demo']);
@@ -119,5 +119,18 @@ describe('the gateway config (gateway-config.ts)', () => {
     expect((config.model_list as { model_name: string }[]).map((r) => r.model_name).slice(0, 3)).toEqual(['scripted/*', 'berth-demo', 'openai/*']);
     expect(config).not.toHaveProperty('include');
     expect(config.litellm_settings).toEqual({ drop_params: true });
+
+    // Nested and repeated includes: LiteLLM's order (pending entries first), each file once.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-gw-include-'));
+    onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = (name: string, include: string[]) =>
+      fs.writeFileSync(path.join(dir, name), YAML.stringify({ include, model_list: [{ model_name: name }], general_settings: { from: name } }));
+    file('a.yaml', ['b.yaml', 'c.yaml']);
+    file('b.yaml', ['d.yaml', 'a.yaml']);
+    file('c.yaml', ['b.yaml']);
+    file('d.yaml', []);
+    const nested = loadGatewayConfig(path.join(dir, 'a.yaml'));
+    expect((nested.model_list as { model_name: string }[]).map((r) => r.model_name)).toEqual(['a.yaml', 'b.yaml', 'c.yaml', 'd.yaml']);
+    expect(nested.general_settings).toEqual({ from: 'd.yaml' });
   });
 });
