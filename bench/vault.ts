@@ -12,7 +12,8 @@ import { CertificateAuthority } from '../vault-proxy/ca.ts';
 import { SessionProxy } from '../vault-proxy/proxy.ts';
 import type { SessionView } from '../vault-proxy/forward.ts';
 import { createUpstreamAgents } from '../vault-proxy/upstream.ts';
-import { TunnelAgent, download, request, startUpstream, tempDir, upload } from '../test/vault/support.ts';
+import { TunnelAgent, download, request, startUpstream, upload } from '../test/vault/support.ts';
+import { tempDir } from '../test/support/temp.ts';
 import { round, summary } from './stats.ts';
 
 const REQUESTS = 2_000;

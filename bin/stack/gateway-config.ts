@@ -42,7 +42,7 @@ function includePaths(file: string, include: unknown = []): string[] {
 }
 
 /** The config without the routes whose `api_key: os.environ/NAME` names a variable unset (or empty) in `env`. */
-export function servableRoutes(config: GatewayConfig, env: NodeJS.ProcessEnv): GatewayConfig {
+function servableRoutes(config: GatewayConfig, env: NodeJS.ProcessEnv): GatewayConfig {
   const keyVariable = (r: Route) => /^os\.environ\/(\w+)$/.exec(String(r.litellm_params?.api_key ?? ''))?.[1];
   const servable = (r: Route) => {
     const name = keyVariable(r);

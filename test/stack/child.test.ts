@@ -1,10 +1,9 @@
 // A child that dies while starting is reported with the cause from its latest start, even when a
 // long dump (a Go panic's goroutines) follows it.
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnLogged, waitReady } from '../../bin/stack/child.ts';
+import { tempDirForTest } from '../support/temp.ts';
 
 function crashingChild(logPath: string, cause: string) {
   const script = `console.log('booting'); console.error(${JSON.stringify(cause)}); for (let i = 0; i < 40; i++) console.error('\\tframe ' + i); process.exit(2);`;
@@ -13,9 +12,7 @@ function crashingChild(logPath: string, cause: string) {
 
 describe('waitReady', () => {
   it('names the cause of a start-up crash from the latest start only', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-child-'));
-    onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const logPath = path.join(dir, 'crasher.log');
+    const logPath = path.join(tempDirForTest('berth-child-'), 'crasher.log');
     const never = async () => false;
     await expect(waitReady(crashingChild(logPath, 'panic: the earlier start'), never, 10_000)).rejects.toThrow(/the earlier start/);
 

@@ -2,13 +2,13 @@
 // usage, the model name without its `scripted/` prefix, and the demo route of the checked-in config.
 // It routes a real provider only when that provider's key is set.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { describe, expect, inject, it, onTestFinished } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import YAML from 'yaml';
 import { GATEWAY_CONFIG, TEST_GATEWAY_CONFIG } from '../../bin/stack/gateway.ts';
 import { loadGatewayConfig, writeGatewayConfig } from '../../bin/stack/gateway-config.ts';
+import { tempDirForTest } from '../support/temp.ts';
 import { modelRequests, registerScript } from '../support/processes.ts';
 
 const client = () => new OpenAI({ baseURL: `${inject('gatewayUrl')}/v1`, apiKey: inject('gatewayApiKey'), maxRetries: 0 });
@@ -95,9 +95,7 @@ const PROVIDER_KEYS = { openai: 'OPENAI_API_KEY', anthropic: 'ANTHROPIC_API_KEY'
 describe('the gateway config (gateway-config.ts)', () => {
   const demoKey = { BERTH_MODEL_SERVER_KEY: 'k' };
   const routes = (env: NodeJS.ProcessEnv) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-gw-config-'));
-    onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const written = writeGatewayConfig(GATEWAY_CONFIG, env, dir);
+    const written = writeGatewayConfig(GATEWAY_CONFIG, env, tempDirForTest('berth-gw-config-'));
     // What LiteLLM reads: the same routes, its settings kept, secrets left as os.environ/ references.
     const onDisk = YAML.parse(fs.readFileSync(written.path, 'utf8'));
     expect(onDisk.model_list.map((r: { model_name: string }) => r.model_name)).toEqual(written.routes);
@@ -121,8 +119,7 @@ describe('the gateway config (gateway-config.ts)', () => {
     expect(config.litellm_settings).toEqual({ drop_params: true });
 
     // Nested and repeated includes: LiteLLM's order (pending entries first), each file once.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-gw-include-'));
-    onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDirForTest('berth-gw-include-');
     const file = (name: string, include: string[]) =>
       fs.writeFileSync(path.join(dir, name), YAML.stringify({ include, model_list: [{ model_name: name }], general_settings: { from: name } }));
     file('a.yaml', ['b.yaml', 'c.yaml']);

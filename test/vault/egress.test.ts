@@ -2,7 +2,8 @@
 // addresses refused by default, judged on the address a name resolves to.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decideEgress, unmapIPv4, type EgressContext } from '../../vault-proxy/egress.ts';
-import { TunnelAgent, request, startProxy, startUpstream, tempDir, type TestProxy, type Upstream } from './support.ts';
+import { TunnelAgent, request, startProxy, startUpstream, type TestProxy, type Upstream } from './support.ts';
+import { tempDir } from '../support/temp.ts';
 
 let tmp: ReturnType<typeof tempDir>;
 let upstream: Upstream;

@@ -11,7 +11,8 @@ import { sandboxPaths } from '../../activities/sandbox/local.ts';
 import { startVaultProxy } from '../../bin/stack/vault-proxy.ts';
 import { startBerth, type Berth } from '../support/berth.ts';
 import { ARTIFACTS, TEST_VAULT_KEY } from '../support/processes.ts';
-import { startUpstream, stopVaultProxy, tempDir, type Upstream } from './support.ts';
+import { startUpstream, stopVaultProxy, type Upstream } from './support.ts';
+import { tempDir } from '../support/temp.ts';
 
 process.env.DATABASE_URL = inject('databaseUrl');
 const UPSTREAM = '127.0.0.2'; // not localhost: a sandbox's NO_PROXY keeps that for itself

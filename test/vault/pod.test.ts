@@ -19,7 +19,8 @@ import { CertificateAuthority, caFiles } from '../../vault-proxy/ca.ts';
 import { drainResponseSchema } from '../../vault-proxy/view.ts';
 import { startPodSidecar } from '../support/pod-sidecar.ts';
 import { ARTIFACTS } from '../support/processes.ts';
-import { TunnelAgent, request, startUpstream, tempDir, type Upstream } from './support.ts';
+import { TunnelAgent, request, startUpstream, type Upstream } from './support.ts';
+import { tempDir } from '../support/temp.ts';
 
 process.env.DATABASE_URL = inject('databaseUrl');
 const { db, closeDb } = await import('../../lib/db.ts');

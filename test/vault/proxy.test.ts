@@ -7,7 +7,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { newStub } from '../../lib/vault.ts';
 import type { SessionSecret } from '../../vault-proxy/swap.ts';
-import { TunnelAgent, request, startProxy, startUpstream, tempDir, type TestProxy, type Upstream } from './support.ts';
+import { TunnelAgent, request, startProxy, startUpstream, type TestProxy, type Upstream } from './support.ts';
+import { tempDir } from '../support/temp.ts';
 
 const github: SessionSecret = {
   name: 'GITHUB_TOKEN', stub: newStub('GITHUB_TOKEN'), value: 'ghp_CANARY_real_github_7f3a9',

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ROOT } from '../../bin/stack/berth.ts';
 import { startVaultProxy } from '../../bin/stack/vault-proxy.ts';
 import { ARTIFACTS } from '../support/processes.ts';
-import { TunnelAgent, bridge, download, request, startUpstream, stopVaultProxy, tempDir, upload, type Upstream } from './support.ts';
+import { TunnelAgent, bridge, download, request, startUpstream, stopVaultProxy, upload, type Upstream } from './support.ts';
+import { tempDir } from '../support/temp.ts';
 
 process.env.DATABASE_URL = inject('databaseUrl');
 const { db, closeDb } = await import('../../lib/db.ts');

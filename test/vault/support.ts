@@ -2,11 +2,10 @@
 // VAULT_EXTRA_CA_FILE), a session proxy on a unix socket with a TCP bridge in front (what sandboxd does
 // inside a sandbox), and a keep-alive agent that tunnels through the proxy with CONNECT.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import tls from 'node:tls';
@@ -246,7 +245,3 @@ export async function stopVaultProxy(proxy: { stop(): Promise<void>; runDir: str
   rmSync(proxy.runDir, { recursive: true, force: true });
 }
 
-export function tempDir(prefix: string): { dir: string; remove: () => void } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}

@@ -7,7 +7,7 @@ import {
   VaultKeyError, egressPolicySchema, ensureDevVaultKey, hostMatches, hostPatternSchema, keyringFromEnv, newStub, open, reseal, seal,
 } from '../../lib/vault.ts';
 import { StreamReplacer } from '../../vault-proxy/swap.ts';
-import { tempDir } from './support.ts';
+import { tempDir } from '../support/temp.ts';
 
 const b64 = () => randomBytes(32).toString('base64');
 
