@@ -10,6 +10,7 @@ import {
   continueAsNew,
   currentUpdateInfo,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -32,6 +33,9 @@ import {
 export * from './messages.ts';
 
 type Activities = ReturnType<typeof createActivities>;
+
+/** Temporal patch ids (`patched`): each names a change that histories recorded before it replay without. */
+const SANDBOX_RUNNING_FROM_TOOL_START = 'sandbox-running-from-tool-start';
 
 /** How many sendMessage answers a run carries into the next (a few kB of state). */
 const REMEMBERED_ANSWERS = 100;
@@ -148,6 +152,10 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
           });
           if (result.toolCalls.length === 0) return; // the activity has recorded turn.completed
           for (const call of result.toolCalls) {
+            // The step starts the sandbox if it is not running: count it running before the step ends,
+            // so that the idle timer stops it even if the step is aborted or fails. (Histories
+            // recorded before this change replay without it.)
+            if (patched(SANDBOX_RUNNING_FROM_TOOL_START)) state.sandbox = 'running';
             const toolResult = await runTool({ sessionId, turn, step, call, seq: state.nextSeq++, agent });
             state.sandbox = toolResult.sandbox;
           }

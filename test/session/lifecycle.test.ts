@@ -49,6 +49,9 @@ describe('session lifecycle', () => {
     // The model was told the interrupted call has no result, so the conversation stays well-formed.
     const last = (await berth.requests(model)).at(-1);
     expect(last.messages.find((m: any) => m.role === 'tool')?.content).toMatch(/interrupted/);
+    // The aborted call had started the sandbox: it is left to the idle timer, like any other.
+    await berth.api.events(sid, { until: (e) => e.type === 'session.status' && e.data.status === 'hibernated', timeoutMs: 20_000 });
+    expect(await berth.sandboxRunning(sid)).toBe(false);
   });
 
   it('abort during a streaming model step closes the stream and keeps the text already shown', async () => {
