@@ -1,8 +1,10 @@
 // The Temporal worker: runs session workflows and their activities. `npm run worker` runs it alone.
 import { fileURLToPath } from 'node:url';
+import { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { sandboxProvider } from '../activities/sandbox/index.ts';
+import { reportStoppedSandboxes } from '../activities/sandbox/report-stopped.ts';
 import { loadConfig } from '../lib/config.ts';
 import { closeDb } from '../lib/db.ts';
 import { createLogger } from '../lib/log.ts';
@@ -32,12 +34,13 @@ if (!config.LITELLM_GATEWAY_URL) {
 }
 
 const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+const sandboxes = await sandboxProvider(config);
 const worker = await Worker.create({
   connection,
   namespace: config.TEMPORAL_NAMESPACE,
   taskQueue: config.BERTH_TASK_QUEUE,
   workflowsPath: fileURLToPath(new URL('../workflows/session.ts', import.meta.url)),
-  activities: createActivities({ config, sandboxes: await sandboxProvider(config) }),
+  activities: createActivities({ config, sandboxes }),
   maxConcurrentActivityTaskExecutions: config.BERTH_WORKER_CONCURRENCY,
   maxConcurrentWorkflowTaskExecutions: 50,
   // A worker that dies holds its sessions' workflow tasks on its sticky queue; hand them on quickly.
@@ -58,6 +61,14 @@ log.info('worker ready', {
   temporal: config.TEMPORAL_ADDRESS,
   ...(metricsAddress && { metrics: `http://${metricsAddress}/metrics` }),
 });
+// Only local sandboxes stop behind their workflows' backs (see report-stopped.ts); a cluster keeps its
+// own across worker restarts, and checking every session's at each worker start would load its API.
+if (config.BERTH_SANDBOX_BACKEND === 'local') {
+  reportStoppedSandboxes(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), sandboxes).then(
+    (sessions) => sessions.length > 0 && log.info('told sessions their sandbox had stopped', { sessions: sessions.length }),
+    (err: unknown) => log.warn('could not check for sessions whose sandbox stopped', { err }),
+  );
+}
 await worker.run();
 await connection.close();
 await closeDb();

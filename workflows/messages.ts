@@ -20,6 +20,12 @@ export const sendMessageUpdate = defineUpdate<SendMessageResult, [SendMessageInp
 export const endSessionUpdate = defineUpdate<{ ended: true }, []>('endSession');
 /** Cancel the running turn (if any). Queued messages stay queued. */
 export const abortSignal = defineSignal<[{ reason?: string }]>('abort');
+/**
+ * The session's sandbox stopped without the workflow: `npm start` stops local sandboxes when it shuts
+ * down, and the next worker tells the sessions whose sandbox it finds stopped. An idle session records
+ * it as hibernated at once instead of showing a running sandbox until its idle timeout.
+ */
+export const sandboxStoppedSignal = defineSignal<[]>('sandboxStopped');
 
 export interface SessionSnapshot {
   status: SessionStatus;

@@ -25,6 +25,7 @@ import {
   SESSION_CLOSED,
   abortSignal,
   endSessionUpdate,
+  sandboxStoppedSignal,
   searchAttributes,
   sendMessageUpdate,
   snapshotQuery,
@@ -102,6 +103,11 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
     abortReason = reason ?? 'aborted by request';
     turnScope?.cancel();
   });
+  // The sandbox stopped without the workflow (sandboxStoppedSignal); a tool step's result replaces this.
+  let sandboxStopped = false;
+  setHandler(sandboxStoppedSignal, () => {
+    if (state.sandbox === 'running') sandboxStopped = true;
+  });
   setHandler(endSessionUpdate, async () => {
     closing = true;
     abortReason = 'session ended';
@@ -158,6 +164,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
             if (patched(SANDBOX_RUNNING_FROM_TOOL_START)) state.sandbox = 'running';
             const toolResult = await runTool({ sessionId, turn, step, call, seq: state.nextSeq++, agent });
             state.sandbox = toolResult.sandbox;
+            sandboxStopped = false;
           }
         }
       });
@@ -181,10 +188,13 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
   while (!closing) {
     const wake = () => state.queue.length > 0 || closing;
     // Only a running sandbox has anything to hibernate; otherwise wait without a timer.
-    const woken = state.sandbox === 'running' ? await condition(wake, limits.idleTimeoutS * 1000) : (await condition(wake), true);
-    if (!woken) {
+    const woken =
+      state.sandbox === 'running' ? await condition(() => wake() || sandboxStopped, limits.idleTimeoutS * 1000) : (await condition(wake), true);
+    // Idle for the timeout, or woken by sandboxStoppedSignal with no message waiting: hibernate either way.
+    if (!woken || !wake()) {
       await hibernateSandbox({ sessionId });
       state.sandbox = 'hibernated';
+      sandboxStopped = false;
       await setStatus('hibernated');
       show();
       continue;

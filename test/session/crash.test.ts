@@ -1,6 +1,10 @@
 // Crashes of the processes around a session, by SIGKILL: the worker mid-tool and mid-stream, the
-// sandbox between turns and mid-tool. The session carries on; nothing is lost or duplicated.
+// sandbox between turns and mid-tool, the worker with every sandbox. The session carries on; nothing
+// is lost or duplicated.
 import { readFile } from 'node:fs/promises';
+import { Client, Connection } from '@temporalio/client';
+import { stopAllLocalSandboxes } from '../../activities/sandbox/local.ts';
+import { snapshotQuery } from '../../workflows/messages.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBerth, type Berth } from '../support/berth.ts';
 import { assertOrderedOnce } from '../support/assertions.ts';
@@ -114,5 +118,38 @@ describe('SIGKILL of the sandbox', () => {
     const tools = (await transcript(sid)).filter((m) => m.role === 'tool');
     expect(tools[0].content).toContain('the sandbox stopped while this command ran');
     expect(tools[1].content).toBe('before\n');
+  });
+});
+
+describe('the stack going down with its sandboxes', () => {
+  it('the next worker has an idle session whose sandbox stopped show as hibernated at once; the next tool call wakes it', async () => {
+    const model = berth.model('stack-down');
+    await berth.script(model, {
+      rules: [
+        { match: 'write', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'echo kept > note.txt' } }] }, { text: 'written' }] },
+        { match: 'read', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'cat note.txt' } }] }, { text: 'read' }] },
+      ],
+    });
+    const sid = await newSession(model);
+    await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'write' });
+    expect((await berth.api.get(`/v1/sessions/${sid}`)).body).toMatchObject({ status: 'active', sandbox_state: 'running' });
+    // Idle, as when Ctrl-C reaches a quiet stack: the turn's last workflow task is done (a query waits for it).
+    const connection = await Connection.connect({ address: berth.temporalAddress });
+    const snapshot = await new Client({ connection }).workflow.getHandle(sid).query(snapshotQuery);
+    await connection.close();
+    expect(snapshot).toMatchObject({ runningTurn: null, sandbox: 'running' });
+
+    // What `npm start` does at Ctrl-C, the worker by SIGKILL: no hook of its own stops anything.
+    berth.killWorker();
+    await stopAllLocalSandboxes(berth.dataDir);
+    await berth.startWorker();
+    // The idle timeout is 10 minutes here: the hibernation comes from the new worker's report.
+    await berth.api.events(sid, { until: (e) => e.type === 'session.status' && e.data.status === 'hibernated', timeoutMs: 20_000 });
+    expect((await berth.api.get(`/v1/sessions/${sid}`)).body).toMatchObject({ status: 'hibernated', sandbox_state: 'hibernated' });
+
+    const res = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'read' });
+    expect(res.body).toMatchObject({ outcome: 'completed', text: 'read' });
+    expect((await transcript(sid)).at(-2).content).toBe('kept\n');
+    expect((await berth.api.get(`/v1/sessions/${sid}`)).body).toMatchObject({ status: 'active', sandbox_state: 'running' });
   });
 });

@@ -1,6 +1,7 @@
 // Recorded histories of the session workflow replay without non-determinism errors, so a change to
-// workflows/ that would break running sessions fails here. Fixtures are refreshed by running this
-// file with BERTH_RECORD_HISTORIES=1 (it records a fresh conversation first).
+// workflows/ that would break running sessions fails here. BERTH_RECORD_HISTORIES=1 writes the fresh
+// conversation this file records as the newest fixture; older fixtures stay, as histories that
+// sessions started by earlier workflow code have.
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { TEMPORAL_BIN } from '../../bin/stack/temporal.ts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { sandboxStoppedSignal } from '../../workflows/messages.ts';
+import type { SseEvent } from '../support/api-client.ts';
 import { startBerth, type Berth } from '../support/berth.ts';
 
 const fixtures = fileURLToPath(new URL('../fixtures/histories/', import.meta.url));
@@ -23,7 +26,7 @@ afterAll(async () => {
   await berth?.stop();
 });
 
-it('replays a freshly recorded session (tools, abort, hibernation, end)', async () => {
+it('replays a freshly recorded session (tools, sandbox stopped, abort, hibernation, end)', async () => {
   const model = berth.model('replay');
   await berth.script(model, {
     rules: [
@@ -35,22 +38,26 @@ it('replays a freshly recorded session (tools, abort, hibernation, end)', async 
   const agent = await berth.createAgent({ model });
   const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id, message: 'use tools' })).body.id;
   await berth.api.events(sid, { until: (e) => e.type === 'turn.completed' });
+  const connection = await Connection.connect({ address: berth.temporalAddress });
+  const handle = new Client({ connection }).workflow.getHandle(sid);
+  await handle.signal(sandboxStoppedSignal); // before the 2 s idle timer, so this hibernates the sandbox
+  const hibernations = (all: SseEvent[]) => all.filter((e) => e.type === 'session.status' && e.data.status === 'hibernated').length;
+  await berth.api.events(sid, { until: (_e, all) => hibernations(all) === 1 });
   const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' && e.data.turn === 2 });
   await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'long one' });
   await started;
   await berth.api.post(`/v1/sessions/${sid}/abort`, {});
-  await berth.api.events(sid, { until: (e) => e.type === 'session.status' && e.data.status === 'hibernated', timeoutMs: 30_000 });
+  await berth.api.events(sid, { until: (_e, all) => hibernations(all) === 2, timeoutMs: 30_000 });
   await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'plain please' });
   await berth.api.delete(`/v1/sessions/${sid}`);
 
-  const connection = await Connection.connect({ address: berth.temporalAddress });
-  const history = await new Client({ connection }).workflow.getHandle(sid).fetchHistory();
+  const history = await handle.fetchHistory();
   await connection.close();
   await Worker.runReplayHistory({ workflowsPath }, history, sid);
   if (process.env.BERTH_RECORD_HISTORIES === '1') {
     // The CLI's JSON is the format Temporal documents for replay fixtures.
     const json = execFileSync(TEMPORAL_BIN, ['workflow', 'show', '-w', sid, '--address', berth.temporalAddress, '--output', 'json']);
-    await writeFile(path.join(fixtures, 'session-tools-abort-hibernate-end.json'), json);
+    await writeFile(path.join(fixtures, 'session-tools-stopped-abort-hibernate-end.json'), json);
   }
 });
 
