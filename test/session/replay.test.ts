@@ -1,7 +1,7 @@
 // Recorded histories of the session workflow replay without non-determinism errors, so a change to
-// workflows/ that would break running sessions fails here. BERTH_RECORD_HISTORIES=1 writes the fresh
-// conversation this file records as the newest fixture; older fixtures stay, as histories that
-// sessions started by earlier workflow code have.
+// workflows/ that would break running sessions fails here. BERTH_RECORD_HISTORIES=1 also saves the
+// fresh conversation as the fixture of the day (session-<date>.json); older ones stay, since sessions
+// started by earlier workflow code are still running somewhere.
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,7 +57,7 @@ it('replays a freshly recorded session (tools, sandbox stopped, abort, hibernati
   if (process.env.BERTH_RECORD_HISTORIES === '1') {
     // The CLI's JSON is the format Temporal documents for replay fixtures.
     const json = execFileSync(TEMPORAL_BIN, ['workflow', 'show', '-w', sid, '--address', berth.temporalAddress, '--output', 'json']);
-    await writeFile(path.join(fixtures, 'session-tools-stopped-abort-hibernate-end.json'), json);
+    await writeFile(path.join(fixtures, `session-${new Date().toISOString().slice(0, 10)}.json`), json);
   }
 });
 
