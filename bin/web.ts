@@ -30,7 +30,7 @@ const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS }
   process.exit(1);
 });
 const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-const eventBus = new EventBus();
+const eventBus = new EventBus(log);
 await eventBus.start();
 
 const app = createApp({ config, temporal, eventBus, log });

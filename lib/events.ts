@@ -4,6 +4,7 @@
 import pg from 'pg';
 import { db, Prisma } from './db.ts';
 import { loadConfig } from './config.ts';
+import type { Logger } from './log.ts';
 import type { NewSessionEvent, SessionEvent, SessionEventType } from './types.ts';
 
 /**
@@ -72,14 +73,28 @@ type Notice = { session_id: string; seq: number; type?: SessionEventType; data?:
 /** Called with the seq of a new event, and the event when the notification carried it; -1: anything may be new. */
 type Listener = (seq: number, event?: SessionEvent) => void;
 
-/** One LISTEN connection per process; subscribers are handed their session's new events. */
+/** How long the bus waits before each attempt to connect again after losing its connection. */
+const RECONNECT_MS = 1_000;
+
+/**
+ * One LISTEN connection per process; subscribers are handed their session's new events. When the
+ * connection is lost (Postgres restarted, say) it connects again, once a second until it can, then
+ * wakes every subscriber to read what it missed from the table.
+ */
 export class EventBus {
   private client: pg.Client | undefined;
   private readonly listeners = new Map<string, Set<Listener>>();
   private connecting: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly log?: Logger) {}
 
   async start(): Promise<void> {
-    this.connecting ??= this.connect();
+    this.stopped = false;
+    this.connecting ??= this.connect().catch((err: unknown) => {
+      this.connecting = undefined;
+      throw err;
+    });
     return this.connecting;
   }
 
@@ -97,15 +112,40 @@ export class EventBus {
       const event = type && data ? { seq, type, data } : undefined;
       for (const l of this.listeners.get(session_id) ?? []) l(seq, event);
     });
-    client.on('error', () => {
-      // Reconnect; subscribers poll on wake-up, so a missed notification only delays them.
-      this.client = undefined;
-      this.connecting = undefined;
-      setTimeout(() => void this.start().then(() => this.wakeAll()).catch(() => undefined), 500);
-    });
-    await client.connect();
-    await client.query(`LISTEN ${CHANNEL}`);
-    this.client = client;
+    // pg reports a lost connection as 'error' then 'end'; either starts one reconnect.
+    client.on('error', (err) => this.lost(client, err));
+    client.on('end', () => this.lost(client, undefined));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    if (this.stopped) await client.end().catch(() => undefined);
+    else this.client = client;
+  }
+
+  private lost(client: pg.Client, err: Error | undefined): void {
+    if (client !== this.client) return; // still connecting (connect() reports it), or already handled
+    this.client = undefined;
+    this.connecting = undefined;
+    if (this.stopped) return;
+    this.log?.warn('lost the LISTEN connection to Postgres; connecting again every second', { err });
+    this.reconnect();
+  }
+
+  private reconnect(): void {
+    setTimeout(() => {
+      if (this.stopped) return;
+      this.start().then(
+        () => {
+          this.log?.info('LISTEN connection to Postgres restored');
+          this.wakeAll();
+        },
+        () => this.reconnect(),
+      );
+    }, RECONNECT_MS).unref();
   }
 
   private wakeAll(): void {
@@ -123,6 +163,7 @@ export class EventBus {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const c = this.client;
     this.client = undefined;
     this.connecting = undefined;
