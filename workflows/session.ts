@@ -58,9 +58,12 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { maximumAttempts: 5, initialInterval: '1s', backoffCoefficient: 2 },
   });
+  // The session's bookkeeping: retried for up to an hour (not 10 attempts, about 3 minutes), so that
+  // an outage of Postgres or the sandbox backend fails a turn at most, never the session.
   const { recordTurnEnd, setSessionStatus, hibernateSandbox, endSession } = proxyActivities<Activities>({
     startToCloseTimeout: '1m',
-    retry: { maximumAttempts: 10, initialInterval: '500ms' },
+    scheduleToCloseTimeout: '1h',
+    retry: { initialInterval: '500ms', maximumInterval: '30s' },
   });
 
   const state: CarriedState = input.carried ?? { nextSeq: 1, turn: 0, queue: [], sandbox: 'none' };
