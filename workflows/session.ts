@@ -50,7 +50,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
     startToCloseTimeout: '10m',
     heartbeatTimeout,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: { maximumAttempts: 5, initialInterval: '1s', backoffCoefficient: 2, nonRetryableErrorTypes: ['ModelRequestRejected'] },
+    // About 45 s of retries: long enough for the gateway to restart (LiteLLM boots in 8-15 s here).
+    retry: { maximumAttempts: 8, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', nonRetryableErrorTypes: ['ModelRequestRejected'] },
   });
   const { runTool } = proxyActivities<Activities>({
     startToCloseTimeout: (limits.toolTimeoutS + 60) * 1000,
