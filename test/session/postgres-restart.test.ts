@@ -10,6 +10,7 @@ import { freePort } from '../../bin/stack/ports.ts';
 import { startPostgres, type PostgresHandle } from '../../bin/stack/postgres.ts';
 import { assertOrderedOnce } from '../support/assertions.ts';
 import { startBerth, type Berth } from '../support/berth.ts';
+import { expectSessionCarriesOn, sessionInSlowTurn } from '../support/slow-turn.ts';
 
 let pg: PostgresHandle;
 let berth: Berth;
@@ -29,33 +30,25 @@ afterAll(async () => {
 });
 
 it('carries on after Postgres is killed mid-turn and restarted; a stream opened before sees every event once', async () => {
-  const model = berth.model('pg-restart');
-  await berth.script(model, {
-    rules: [
-      { match: 'slow', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'sleep 3; echo slept' } }] }, { text: 'done sleeping' }] },
-      { match: 'after', steps: [{ text: 'still here' }] },
-    ],
+  const sid = await sessionInSlowTurn(berth, 'pg-restart');
+  // A stream that has read the events so far (so its first read is done) before Postgres goes.
+  let caughtUp!: () => void;
+  const live = new Promise<void>((resolve) => (caughtUp = resolve));
+  const stream = berth.api.events(sid, {
+    until: (e) => {
+      if (e.type === 'tool.started') caughtUp();
+      return e.type === 'turn.completed' && e.data.turn === 2;
+    },
+    timeoutMs: 90_000,
   });
-  const agent = await berth.createAgent({ model });
-  const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
-  const stream = berth.api.events(sid, { until: (e) => e.type === 'turn.completed' && e.data.turn === 2, timeoutMs: 90_000 });
-  const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
-  await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'be slow' });
-  await started;
+  await live;
 
   process.kill(-pg.pid, 'SIGKILL'); // the postmaster and every backend: no shutdown of its own
   await pg.exited;
   await new Promise((r) => setTimeout(r, 2_000)); // down for longer than a first reconnect's wait
   pg = await startPostgres(options);
 
-  const next = await berth.api.events(sid, { until: (e) => e.type.startsWith('turn.'), timeoutMs: 60_000 });
-  expect(next.at(-1)?.type).toBe('turn.completed');
-  const after = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'after the restart' });
-  expect(after.body).toMatchObject({ outcome: 'completed', text: 'still here' });
-
-  const t = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[];
-  expect(t.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant', 'user', 'assistant']);
-  expect(t[2].content).toBe('slept\n');
+  await expectSessionCarriesOn(berth, sid);
   const events = await stream;
   assertOrderedOnce(events);
   expect(events.map((e) => e.id)).toEqual(events.map((_e, i) => i + 1)); // none skipped
