@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
+import { settleClosedSessions } from '../activities/sandbox/closed-sessions.ts';
 import { sandboxProvider } from '../activities/sandbox/index.ts';
 import { reportStoppedSandboxes } from '../activities/sandbox/report-stopped.ts';
 import { loadConfig } from '../lib/config.ts';
@@ -61,14 +62,25 @@ log.info('worker ready', {
   temporal: config.TEMPORAL_ADDRESS,
   ...(metricsAddress && { metrics: `http://${metricsAddress}/metrics` }),
 });
+const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
 // Only local sandboxes stop behind their workflows' backs (see report-stopped.ts); a cluster keeps its
 // own across worker restarts, and checking every session's at each worker start would load its API.
 if (config.BERTH_SANDBOX_BACKEND === 'local') {
-  reportStoppedSandboxes(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), sandboxes).then(
+  reportStoppedSandboxes(client, sandboxes).then(
     (sessions) => sessions.length > 0 && log.info('told sessions their sandbox had stopped', { sessions: sessions.length }),
     (err: unknown) => log.warn('could not check for sessions whose sandbox stopped', { err }),
   );
 }
+// Each sweep starts BERTH_CLOSED_SESSION_SWEEP_S after the last one ended.
+const sweep = (): void => {
+  settleClosedSessions(client, sandboxes, config.BERTH_TASK_QUEUE)
+    .then(
+      (sessions) => sessions.length > 0 && log.info('settled sessions whose workflow closed without ending them', { sessions }),
+      (err: unknown) => log.warn('sweep for sessions whose workflow closed failed', { err }),
+    )
+    .finally(() => setTimeout(sweep, config.BERTH_CLOSED_SESSION_SWEEP_S * 1000).unref());
+};
+sweep();
 await worker.run();
 await connection.close();
 await closeDb();

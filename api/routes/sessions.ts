@@ -98,7 +98,8 @@ export function sessionRoutes({ config, temporal }: ApiDeps) {
     const { id } = c.req.valid('param');
     const ended = await idempotent(c, null, 200, async () => {
       const row = await findSession(c.var.teamId, id);
-      // The workflow marks its row ended before the update returns; a workflow that is gone cannot, so we do.
+      // The workflow marks its row ended before the update returns; a workflow that is gone cannot, so we
+      // do, and a worker's sweep removes the sandbox (activities/sandbox/closed-sessions.ts).
       if (row.status !== 'ended' && !(await endSession(temporal, config, id))) {
         await db().session.updateMany({ where: { id, status: { not: 'ended' } }, data: { status: 'ended', endedAt: new Date() } });
       }

@@ -10,7 +10,7 @@ let berth: Berth;
 beforeAll(async () => {
   berth = await startBerth({
     name: 'lifecycle',
-    env: { BERTH_IDLE_TIMEOUT_S: '3', BERTH_CONTINUE_AS_NEW_EVENTS: '100' },
+    env: { BERTH_IDLE_TIMEOUT_S: '3', BERTH_CONTINUE_AS_NEW_EVENTS: '100', BERTH_CLOSED_SESSION_SWEEP_S: '1' },
   });
 });
 afterAll(async () => {
@@ -144,5 +144,29 @@ describe('session lifecycle', () => {
     expect(late.body.error.code).toBe('session_ended');
     const transcript = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[];
     expect(transcript.filter((m) => m.role === 'user').map((m) => m.content)).toEqual(['hi', 'again']);
+  });
+
+  it('a session whose workflow an operator terminates is marked failed, its sandbox stopped; deleting it removes the sandbox', async () => {
+    const model = berth.model('terminated');
+    await berth.script(model, [{ tool_calls: [{ name: 'bash', arguments: { command: 'touch here' } }] }, { text: 'done' }]);
+    const agent = await berth.createAgent({ model });
+    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'hi' });
+    expect(await berth.sandboxRunning(sid)).toBe(true);
+
+    // What `temporal workflow terminate` or the Web UI's Terminate button does.
+    const connection = await Connection.connect({ address: berth.temporalAddress });
+    await new Client({ connection }).workflow.getHandle(sid).terminate('stopped by an operator');
+    await connection.close();
+    const failed = await berth.api.events(sid, { until: (e) => e.type === 'session.status' && e.data.status === 'failed', timeoutMs: 20_000 });
+    expect(failed.at(-1)!.data).toEqual({ status: 'failed', sandbox: 'hibernated', reason: 'its workflow is terminated' });
+    expect((await berth.api.get(`/v1/sessions/${sid}`)).body).toMatchObject({ status: 'failed', sandbox_state: 'hibernated' });
+    expect(await berth.sandboxRunning(sid)).toBe(false);
+    expect(existsSync(berth.workspace(sid, 'here'))).toBe(true);
+    expect((await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'hello?' })).status).toBe(409);
+
+    expect((await berth.api.delete(`/v1/sessions/${sid}`)).status).toBe(200);
+    await expect.poll(async () => (await berth.api.get(`/v1/sessions/${sid}`)).body, { timeout: 20_000 }).toMatchObject({ status: 'ended', sandbox_state: 'removed' });
+    expect(existsSync(berth.workspace(sid))).toBe(false);
   });
 });
