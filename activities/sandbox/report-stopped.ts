@@ -6,7 +6,10 @@ import { db } from '../../lib/db.ts';
 import { sandboxStoppedSignal } from '../../workflows/messages.ts';
 import type { SandboxProvider } from './provider.ts';
 
-/** Signals each active session whose sandbox the database shows running but the provider does not; returns their ids. */
+/**
+ * Signals each active session whose sandbox the database shows running but this worker's provider
+ * holds stopped; returns their ids. A sandbox it does not hold at all ('none') is another data dir's.
+ */
 export async function reportStoppedSandboxes(temporal: Client, sandboxes: SandboxProvider): Promise<string[]> {
   const rows = await db().session.findMany({
     where: { sandboxState: 'running', status: 'active' },
@@ -14,7 +17,7 @@ export async function reportStoppedSandboxes(temporal: Client, sandboxes: Sandbo
   });
   const reported: string[] = [];
   for (const { id } of rows) {
-    if ((await sandboxes.state(id)) === 'running') continue;
+    if ((await sandboxes.state(id)) !== 'stopped') continue;
     try {
       await temporal.workflow.getHandle(id).signal(sandboxStoppedSignal);
       reported.push(id);

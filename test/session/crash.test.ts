@@ -3,10 +3,12 @@
 // is lost or duplicated.
 import { readFile } from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
-import { stopAllLocalSandboxes } from '../../activities/sandbox/local.ts';
+import { localSandboxProvider, stopAllLocalSandboxes } from '../../activities/sandbox/local.ts';
+import { reportStoppedSandboxes } from '../../activities/sandbox/report-stopped.ts';
 import { snapshotQuery } from '../../workflows/messages.ts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startBerth, type Berth } from '../support/berth.ts';
+import { tempDirForTest } from '../support/temp.ts';
 import { assertOrderedOnce } from '../support/assertions.ts';
 import type { SseEvent } from '../support/api-client.ts';
 
@@ -135,9 +137,13 @@ describe('the stack going down with its sandboxes', () => {
     expect((await berth.api.get(`/v1/sessions/${sid}`)).body).toMatchObject({ status: 'active', sandbox_state: 'running' });
     // Idle, as when Ctrl-C reaches a quiet stack: the turn's last workflow task is done (a query waits for it).
     const connection = await Connection.connect({ address: berth.temporalAddress });
-    const snapshot = await new Client({ connection }).workflow.getHandle(sid).query(snapshotQuery);
+    const client = new Client({ connection });
+    expect(await client.workflow.getHandle(sid).query(snapshotQuery)).toMatchObject({ runningTurn: null, sandbox: 'running' });
+    // A worker whose data dir does not hold this session's sandbox (another file's, here) leaves it alone.
+    process.env.DATABASE_URL = inject('databaseUrl');
+    const elsewhere = localSandboxProvider({ dataDir: tempDirForTest('berth-elsewhere-'), limits: { memoryBytes: 2 ** 28, cpuSeconds: 60, pids: 64, fileBytes: 2 ** 20 } });
+    expect(await reportStoppedSandboxes(client, elsewhere)).not.toContain(sid);
     await connection.close();
-    expect(snapshot).toMatchObject({ runningTurn: null, sandbox: 'running' });
 
     // What `npm start` does at Ctrl-C, the worker by SIGKILL: no hook of its own stops anything.
     berth.killWorker();
