@@ -75,7 +75,10 @@ if (config.BERTH_SANDBOX_BACKEND === 'local') {
 const sweep = (): void => {
   settleClosedSessions(client, sandboxes, config.BERTH_TASK_QUEUE)
     .then(
-      (sessions) => sessions.length > 0 && log.info('settled sessions whose workflow closed without ending them', { sessions }),
+      ({ settled, failed }) => {
+        if (settled.length > 0) log.info('settled sessions whose workflow closed without ending them', { sessions: settled });
+        for (const { session, err } of failed) log.warn('could not settle a session whose workflow closed', { session, err });
+      },
       (err: unknown) => log.warn('sweep for sessions whose workflow closed failed', { err }),
     )
     .finally(() => setTimeout(sweep, config.BERTH_CLOSED_SESSION_SWEEP_S * 1000).unref());
