@@ -23,26 +23,30 @@ export async function settleClosedSessions(temporal: Client, sandboxes: SandboxP
   const query =
     `WorkflowType = '${SESSION_WORKFLOW_TYPE}' AND TaskQueue = '${taskQueue}' ` +
     `AND ExecutionStatus IN ('Terminated', 'Failed', 'TimedOut', 'Canceled')`;
+  const ids = new Set<string>(); // a workflow id comes once per closed run
+  for await (const run of temporal.workflow.list({ query })) ids.add(run.workflowId);
+  // One read for all of them, of those not settled already (most were, by an earlier sweep).
+  const unsettled = ids.size === 0 ? [] : await db().session.findMany({
+    where: { id: { in: [...ids] }, sandboxState: { not: 'removed' }, OR: [{ status: { not: 'failed' } }, { sandboxState: 'running' }] },
+    select: { id: true, status: true },
+  });
   const result: SweepResult = { settled: [], failed: [] };
-  for await (const run of temporal.workflow.list({ query })) {
-    const id = run.workflowId;
+  for (const row of unsettled) {
     try {
-      if (await settle(temporal, sandboxes, id)) result.settled.push(id);
+      if (await settle(temporal, sandboxes, row)) result.settled.push(row.id);
     } catch (err) {
-      result.failed.push({ session: id, err });
+      result.failed.push({ session: row.id, err });
     }
   }
   return result;
 }
 
-/** Settles one session; false when there was nothing to do. */
-async function settle(temporal: Client, sandboxes: SandboxProvider, id: string): Promise<boolean> {
-  const row = await db().session.findUnique({ where: { id }, select: { status: true, sandboxState: true } });
-  if (!row || row.sandboxState === 'removed' || (row.status === 'failed' && row.sandboxState !== 'running')) return false;
+/** Settles one session; false when a newer run of its workflow owns it. */
+async function settle(temporal: Client, sandboxes: SandboxProvider, { id, status }: { id: string; status: string }): Promise<boolean> {
   // A reset (or a start under the same id) may have a newer run going: that one owns the session.
   const latest = await temporal.workflow.getHandle(id).describe();
   if (latest.status.name === 'RUNNING') return false;
-  if (row.status === 'ended') {
+  if (status === 'ended') {
     await sandboxes.destroy(id);
     await db().session.update({ where: { id }, data: { sandboxState: 'removed' } });
     await appendEvents(id, [{ key: 'session.ended', type: 'session.status', data: { status: 'ended', sandbox: 'removed' } }]);

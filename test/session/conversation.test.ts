@@ -88,8 +88,7 @@ describe('a conversation with tool calls', () => {
   it('answers a retried message (same Idempotency-Key) once', async () => {
     const model = berth.model('idem');
     await berth.script(model, [{ text: 'pong' }]);
-    const agent = await berth.createAgent({ model });
-    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const sid = await berth.newSession(model);
     const headers = { 'idempotency-key': 'the-same-key-twice' };
     const a = await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'ping' }, headers);
     const b = await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'ping' }, headers);
@@ -112,8 +111,7 @@ describe('a conversation with tool calls', () => {
       { tool_calls: [{ name: 'bash', arguments: { cmd: 'ls' } }] },
       { text: 'ok' },
     ]);
-    const agent = await berth.createAgent({ model });
-    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const sid = await berth.newSession(model);
     const res = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'go' });
     expect(res.status).toBe(200);
     const tools = ((await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[]).filter((m) => m.role === 'tool');
@@ -130,8 +128,7 @@ describe('a conversation with tool calls', () => {
   it('truncates large tool output in the middle with a marker', async () => {
     const model = berth.model('big');
     await berth.script(model, [{ tool_calls: [{ name: 'bash', arguments: { command: 'seq 1 200000' } }] }, { text: 'counted' }]);
-    const agent = await berth.createAgent({ model });
-    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const sid = await berth.newSession(model);
     await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'count' });
     const tool = ((await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[]).find((m) => m.role === 'tool');
     expect(tool.content.startsWith('1\n2\n3\n')).toBe(true);

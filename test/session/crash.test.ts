@@ -20,9 +20,18 @@ afterAll(async () => {
   await berth?.stop();
 });
 
-async function newSession(model: string): Promise<string> {
-  const agent = await berth.createAgent({ model });
-  return (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+/** A session whose first turn wrote kept.txt with the bash tool; its next message, 'read', reads it back. */
+async function sessionThatWroteAFile(label: string): Promise<string> {
+  const model = berth.model(label);
+  await berth.script(model, {
+    rules: [
+      { match: 'write', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'echo kept > kept.txt' } }] }, { text: 'written' }] },
+      { match: 'read', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'cat kept.txt' } }] }, { text: 'read' }] },
+    ],
+  });
+  const sid = await berth.newSession(model);
+  await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'write' });
+  return sid;
 }
 
 async function transcript(sid: string): Promise<any[]> {
@@ -36,7 +45,7 @@ describe('SIGKILL of the worker', () => {
       { tool_calls: [{ name: 'bash', arguments: { command: 'echo started >> runs.log; sleep 4; echo finished' } }] },
       { text: 'the command finished' },
     ]);
-    const sid = await newSession(model);
+    const sid = await berth.newSession(model);
     const all: SseEvent[] = [];
     const seen = berth.api.events(sid, { until: (e) => e.type === 'tool.started', onEvent: (e) => all.push(e) });
     await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'run it' });
@@ -60,7 +69,7 @@ describe('SIGKILL of the worker', () => {
     const model = berth.model('kill-stream');
     const chunks = Array.from({ length: 16 }, (_, i) => `part${i} `);
     await berth.script(model, [{ text: chunks.join(''), chunks, chunk_delay_ms: 250 }]);
-    const sid = await newSession(model);
+    const sid = await berth.newSession(model);
     const firstDelta = berth.api.events(sid, { until: (e) => e.type === 'message.delta' });
     await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'talk slowly' });
     await firstDelta;
@@ -84,15 +93,7 @@ describe('SIGKILL of the worker', () => {
 
 describe('SIGKILL of the sandbox', () => {
   it('between turns: the next tool call recreates it with the workspace intact', async () => {
-    const model = berth.model('kill-sandbox-idle');
-    await berth.script(model, {
-      rules: [
-        { match: 'write', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'echo kept > kept.txt' } }] }, { text: 'written' }] },
-        { match: 'read', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'cat kept.txt' } }] }, { text: 'read' }] },
-      ],
-    });
-    const sid = await newSession(model);
-    await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'write' });
+    const sid = await sessionThatWroteAFile('kill-sandbox-idle');
     await berth.killSandbox(sid);
     const res = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'read' });
     expect(res.status).toBe(200);
@@ -109,7 +110,7 @@ describe('SIGKILL of the sandbox', () => {
       { tool_calls: [{ name: 'bash', arguments: { command: 'cat before.txt' } }] },
       { text: 'recovered' },
     ]);
-    const sid = await newSession(model);
+    const sid = await berth.newSession(model);
     const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
     await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'go' });
     await started;
@@ -125,15 +126,7 @@ describe('SIGKILL of the sandbox', () => {
 
 describe('the stack going down with its sandboxes', () => {
   it('the next worker has an idle session whose sandbox stopped show as hibernated at once; the next tool call wakes it', async () => {
-    const model = berth.model('stack-down');
-    await berth.script(model, {
-      rules: [
-        { match: 'write', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'echo kept > note.txt' } }] }, { text: 'written' }] },
-        { match: 'read', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'cat note.txt' } }] }, { text: 'read' }] },
-      ],
-    });
-    const sid = await newSession(model);
-    await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'write' });
+    const sid = await sessionThatWroteAFile('stack-down');
     expect((await berth.api.get(`/v1/sessions/${sid}`)).body).toMatchObject({ status: 'active', sandbox_state: 'running' });
     // Idle, as when Ctrl-C reaches a quiet stack: the turn's last workflow task is done (a query waits for it).
     const connection = await Connection.connect({ address: berth.temporalAddress });

@@ -28,8 +28,7 @@ describe('session lifecycle', () => {
         { match: 'again', steps: [{ text: 'back to work' }] },
       ],
     });
-    const agent = await berth.createAgent({ model });
-    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const sid = await berth.newSession(model);
     const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
     await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'do the long thing' });
     await started;
@@ -58,8 +57,7 @@ describe('session lifecycle', () => {
     const model = berth.model('abort-stream');
     const chunks = Array.from({ length: 20 }, (_, i) => `word${i} `);
     await berth.script(model, [{ text: chunks.join(''), chunks, chunk_delay_ms: 400 }]);
-    const agent = await berth.createAgent({ model });
-    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const sid = await berth.newSession(model);
     const streaming = berth.api.events(sid, { until: (_e, all) => all.filter((e) => e.type === 'message.delta').length >= 2 });
     await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'talk for a while' });
     await streaming;
@@ -80,8 +78,7 @@ describe('session lifecycle', () => {
         { match: 'second', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'cat state.txt' } }] }, { text: 'two' }] },
       ],
     });
-    const agent = await berth.createAgent({ model });
-    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const sid = await berth.newSession(model);
     await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'first' });
     await berth.api.events(sid, { until: (e) => e.type === 'session.status' && e.data.status === 'hibernated', timeoutMs: 20_000 });
     const hibernated = (await berth.api.get(`/v1/sessions/${sid}`)).body;
@@ -97,8 +94,7 @@ describe('session lifecycle', () => {
   it('continues as new when history grows, keeping the conversation', async () => {
     const model = berth.model('can');
     await berth.script(model, [{ tool_calls: [{ name: 'bash', arguments: { command: 'echo -n x >> count.txt' } }] }, { text: 'counted' }]);
-    const agent = await berth.createAgent({ model });
-    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const sid = await berth.newSession(model);
     const connection = await Connection.connect({ address: berth.temporalAddress });
     const client = new Client({ connection });
     const firstRun = (await client.workflow.getHandle(sid).describe()).runId;
@@ -128,8 +124,7 @@ describe('session lifecycle', () => {
   it('ending a session removes the sandbox and refuses further messages with 409', async () => {
     const model = berth.model('end');
     await berth.script(model, [{ tool_calls: [{ name: 'bash', arguments: { command: 'touch here' } }] }, { text: 'bye' }]);
-    const agent = await berth.createAgent({ model });
-    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const sid = await berth.newSession(model);
     await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'hi' });
     expect(existsSync(berth.workspace(sid, 'here'))).toBe(true);
     // A plain send: the web process has now seen the session open and no longer reads its row for one.
@@ -149,8 +144,7 @@ describe('session lifecycle', () => {
   it('a session whose workflow an operator terminates is marked failed, its sandbox stopped; deleting it removes the sandbox', async () => {
     const model = berth.model('terminated');
     await berth.script(model, [{ tool_calls: [{ name: 'bash', arguments: { command: 'touch here' } }] }, { text: 'done' }]);
-    const agent = await berth.createAgent({ model });
-    const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id;
+    const sid = await berth.newSession(model);
     await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'hi' });
     expect(await berth.sandboxRunning(sid)).toBe(true);
 

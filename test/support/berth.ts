@@ -22,6 +22,11 @@ export async function startBerth(opts: BerthOptions) {
   const web = await startWeb(t);
   const api = apiClient(web.url, TEST_ADMIN_KEY);
   let models = 0;
+  const createAgent = async (fields: Record<string, unknown>): Promise<any> => {
+    const res = await api.post('/v1/agents', { name: `agent ${t.name}`, ...fields });
+    if (res.status !== 201) throw new Error(`create agent: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  };
 
   const sandboxPid = (sessionId: string): number | undefined => {
     const { runDir } = sandboxPaths(t.dataDir, sessionId);
@@ -51,10 +56,11 @@ export async function startBerth(opts: BerthOptions) {
     model: (label: string) => `scripted/${t.name}-${label}-${++models}`,
     script: (model: string, script: Script) => registerScript(model.replace(/^scripted\//, ''), script),
     requests: (model: string) => modelRequests(model.replace(/^scripted\//, '')) as Promise<any[]>,
-    async createAgent(fields: Record<string, unknown>): Promise<any> {
-      const res = await api.post('/v1/agents', { name: `agent ${t.name}`, ...fields });
-      if (res.status !== 201) throw new Error(`create agent: ${res.status} ${JSON.stringify(res.body)}`);
-      return res.body;
+    createAgent,
+    /** A new session of a new agent on `model`; returns the session's id. */
+    async newSession(model: string): Promise<string> {
+      const agent = await createAgent({ model });
+      return (await api.post('/v1/sessions', { agent_id: agent.id })).body.id as string;
     },
     workspace: (sessionId: string, file = '') => path.join(sandboxPaths(t.dataDir, sessionId).workspace, file),
     /** SIGKILL to the worker's whole process group: no shutdown hooks run. */

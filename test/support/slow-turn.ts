@@ -12,8 +12,7 @@ export async function sessionInSlowTurn(berth: Berth, label: string): Promise<st
       { match: 'after', steps: [{ text: 'still here' }] },
     ],
   });
-  const agent = await berth.createAgent({ model });
-  const sid = (await berth.api.post('/v1/sessions', { agent_id: agent.id })).body.id as string;
+  const sid = await berth.newSession(model);
   const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
   await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'be slow' });
   await started;
