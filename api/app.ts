@@ -2,6 +2,7 @@
 // the body limit and Bearer auth. New /v1 route modules (e.g. credentials) register in
 // registerV1Routes; a UI (the dashboard) mounts on the root app after /v1, in createApp.
 import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { adminKeyResolver, requireAuth } from './auth.ts';
 import { createRouter, type ApiDeps, type AppEnv } from './context.ts';
@@ -50,11 +51,40 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   const v1 = createRouter();
   v1.use(requireAuth(keyResolvers));
   v1.use(bodyLimit({ maxSize: config.BERTH_MAX_BODY_BYTES, onError: () => { throw payloadTooLarge(config.BERTH_MAX_BODY_BYTES); } }));
+  v1.use(emptyJsonIsEmptyObject);
   v1.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
   registerV1Routes(v1, deps);
   app.route('/v1', v1);
 
-  app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.notFound((c) => {
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length === 0) return c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404);
+    c.header('Allow', allowed.join(', '));
+    return c.json(errorBody('method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; it takes ${allowed.join(', ')}`), 405);
+  });
   app.onError(errorHandler(log));
   return app;
+}
+
+/**
+ * Many clients send `Content-Type: application/json` with an empty body on a POST that needs none
+ * (abort): read it as {}, so that it validates like one instead of failing as malformed JSON.
+ */
+const emptyJsonIsEmptyObject: MiddlewareHandler = async (c, next) => {
+  if (c.req.header('content-length') === '0' && /json/i.test(c.req.header('content-type') ?? '')) {
+    const headers = new Headers(c.req.raw.headers);
+    headers.delete('content-length');
+    c.req.raw = new Request(c.req.raw, { headers, body: '{}' });
+  }
+  await next();
+};
+
+/** The methods some route serves at this path (for a 405 and its Allow header); none for an unknown path. */
+function allowedMethods(app: OpenAPIHono<AppEnv>, path: string): string[] {
+  const segments = path.split('/');
+  const matches = (pattern: string) => {
+    const parts = pattern.split('/');
+    return parts.length === segments.length && parts.every((p, i) => (p.startsWith(':') ? segments[i] !== '' : p === segments[i]));
+  };
+  return [...new Set(app.routes.filter((r) => r.method !== 'ALL' && matches(r.path)).map((r) => r.method))].sort();
 }

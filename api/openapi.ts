@@ -1,9 +1,22 @@
-// Helpers for route definitions: the error responses each route documents, and JSON bodies.
-import type { z } from '@hono/zod-openapi';
+// Helpers for route definitions: the route itself (strict query parameters), the error responses
+// each route documents, and JSON bodies.
+import { createRoute, z, type RouteConfig } from '@hono/zod-openapi';
 import { ErrorSchema } from './schemas.ts';
 
+const NO_QUERY = z.object({}).strict();
+
+/**
+ * createRoute with strict query parameters, as request bodies are: an unknown or misspelt one
+ * (`?wiat=true`) is a 400 naming it, never silently ignored. A route that declares none takes none.
+ */
+export function route<P extends string, R extends Omit<RouteConfig, 'path'> & { path: P }>(config: R): ReturnType<typeof createRoute<P, R>> {
+  const query = config.request?.query;
+  const strict = query instanceof z.ZodObject ? query.strict() : (query ?? NO_QUERY);
+  return createRoute({ ...config, request: { ...config.request, query: strict }, responses: { 400: errorResponse(400), ...config.responses } });
+}
+
 const errorDescriptions = {
-  400: 'Invalid request: malformed JSON, wrong types or unknown fields (details list the field paths)',
+  400: 'Invalid request: malformed JSON, wrong types, unknown fields or unknown query parameters (details list their paths)',
   401: 'Missing or invalid API key',
   404: 'No such resource for this team',
   409: 'The session has ended or is not running (or a request with this Idempotency-Key is still running)',
@@ -14,11 +27,11 @@ const errorDescriptions = {
 
 type ErrorStatus = keyof typeof errorDescriptions;
 
+const errorResponse = (status: ErrorStatus) => ({ description: errorDescriptions[status], content: { 'application/json': { schema: ErrorSchema } } });
+
 export function errors(...statuses: ErrorStatus[]) {
-  const out: Partial<Record<ErrorStatus, { description: string; content: { 'application/json': { schema: typeof ErrorSchema } } }>> = {};
-  for (const s of [401, ...statuses] as ErrorStatus[]) {
-    out[s] = { description: errorDescriptions[s], content: { 'application/json': { schema: ErrorSchema } } };
-  }
+  const out: Partial<Record<ErrorStatus, ReturnType<typeof errorResponse>>> = {};
+  for (const s of [401, ...statuses] as ErrorStatus[]) out[s] = errorResponse(s);
   return out;
 }
 

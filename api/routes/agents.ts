@@ -1,6 +1,5 @@
 // Agents: what a session runs (model, system prompt, tools, sandbox env). DELETE is a soft delete;
 // a deleted agent is 404 here and unusable for new sessions (running sessions keep their snapshot).
-import { createRoute } from '@hono/zod-openapi';
 import { db } from '../../lib/db.ts';
 import { newId } from '../../lib/ids.ts';
 import type { Agent as AgentRow } from '../../lib/generated/prisma/client.ts';
@@ -9,7 +8,7 @@ import { agentCredentialIds } from '../../lib/vault.ts';
 import { createRouter } from '../context.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { idempotent } from '../idempotency.ts';
-import { errors, json, jsonBody } from '../openapi.ts';
+import { errors, json, jsonBody, route } from '../openapi.ts';
 import { newestFirst, newestFirstAfter, pageOf } from '../pagination.ts';
 import { Agent, AgentCreate, AgentDeleted, AgentPage, AgentPatch, IdParam, IdempotencyHeaders, PageQuery, type AgentJson } from '../schemas.ts';
 
@@ -47,27 +46,27 @@ async function checkCredentials(teamId: string, ids: string[] | undefined): Prom
   }
 }
 
-const create = createRoute({
+const create = route({
   method: 'post', path: '/agents', tags, summary: 'Create an agent',
   request: { body: jsonBody(AgentCreate), headers: IdempotencyHeaders },
   responses: { 201: json(Agent, 'The agent'), ...errors(400, 413, 422) },
 });
-const list = createRoute({
+const list = route({
   method: 'get', path: '/agents', tags, summary: 'List agents, newest first',
   request: { query: PageQuery },
   responses: { 200: json(AgentPage, 'A page of agents'), ...errors(400) },
 });
-const get = createRoute({
+const get = route({
   method: 'get', path: '/agents/{id}', tags, summary: 'Get an agent',
   request: { params: IdParam },
   responses: { 200: json(Agent, 'The agent'), ...errors(404) },
 });
-const patch = createRoute({
+const patch = route({
   method: 'patch', path: '/agents/{id}', tags, summary: 'Change an agent (new sessions see the change)',
   request: { params: IdParam, body: jsonBody(AgentPatch), headers: IdempotencyHeaders },
   responses: { 200: json(Agent, 'The agent'), ...errors(400, 404, 413, 422) },
 });
-const remove = createRoute({
+const remove = route({
   method: 'delete', path: '/agents/{id}', tags, summary: 'Delete an agent (soft)',
   request: { params: IdParam, headers: IdempotencyHeaders },
   responses: { 200: json(AgentDeleted, 'Deleted'), ...errors(404, 422) },

@@ -2,7 +2,7 @@
 // sealed (lib/vault.ts) before it is stored and never appears in a response, a log or an error.
 // Also the session's interceptions: every swap and block the proxy recorded.
 import { createHmac } from 'node:crypto';
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import { db, Prisma } from '../../lib/db.ts';
 import type { Credential as CredentialRow, Interception as InterceptionRow } from '../../lib/generated/prisma/client.ts';
 import { newId } from '../../lib/ids.ts';
@@ -12,7 +12,7 @@ import {
 import { createRouter, type ApiDeps } from '../context.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { idempotent } from '../idempotency.ts';
-import { errors, json, jsonBody } from '../openapi.ts';
+import { errors, json, jsonBody, route } from '../openapi.ts';
 import { newestFirst, newestFirstAfter, pageOf, seqAfter, encodeCursor } from '../pagination.ts';
 import { IdParam, IdempotencyHeaders, PageQuery } from '../schemas.ts';
 
@@ -75,32 +75,32 @@ function interceptionJson(i: InterceptionRow): z.infer<typeof Interception> {
   };
 }
 
-const create = createRoute({
+const create = route({
   method: 'post', path: '/credentials', tags, summary: 'Store a credential (the value is sealed and never returned)',
   request: { body: jsonBody(CredentialCreate), headers: IdempotencyHeaders },
   responses: { 201: json(Credential, 'The credential, without its value'), ...errors(400, 409, 413, 422) },
 });
-const list = createRoute({
+const list = route({
   method: 'get', path: '/credentials', tags, summary: 'List credentials, newest first',
   request: { query: PageQuery },
   responses: { 200: json(CredentialPage, 'A page of credentials'), ...errors(400) },
 });
-const get = createRoute({
+const get = route({
   method: 'get', path: '/credentials/{id}', tags, summary: 'Get a credential (never its value)',
   request: { params: IdParam },
   responses: { 200: json(Credential, 'The credential'), ...errors(404) },
 });
-const patch = createRoute({
+const patch = route({
   method: 'patch', path: '/credentials/{id}', tags, summary: 'Change a credential; a new value is sealed under the current key',
   request: { params: IdParam, body: jsonBody(CredentialPatch), headers: IdempotencyHeaders },
   responses: { 200: json(Credential, 'The credential'), ...errors(400, 404, 409, 413, 422) },
 });
-const remove = createRoute({
+const remove = route({
   method: 'delete', path: '/credentials/{id}', tags, summary: 'Delete a credential (sessions stop getting it within seconds)',
   request: { params: IdParam, headers: IdempotencyHeaders },
   responses: { 200: json(z.object({ id: z.string(), deleted: z.literal(true) }), 'Deleted'), ...errors(404, 422) },
 });
-const interceptions = createRoute({
+const interceptions = route({
   method: 'get', path: '/sessions/{id}/interceptions', tags: ['sessions'], summary: "The vault proxy's swaps and blocks for a session, oldest first",
   request: { params: IdParam, query: PageQuery },
   responses: { 200: json(InterceptionPage, 'A page of interceptions'), ...errors(400, 404) },

@@ -1,18 +1,18 @@
 // Server-sent events: every event of a session as `id: <seq>`, `event: <type>`, `data: <json>`.
 // Resumable: a reconnecting client sends Last-Event-ID (or ?after=) and gets only what came later.
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import type { ApiDeps } from '../context.ts';
 import { createRouter } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { followEvents } from '../follow.ts';
-import { errors } from '../openapi.ts';
+import { errors, route } from '../openapi.ts';
 import { EventsQuery, IdParam } from '../schemas.ts';
 import { findSession, isClosed } from '../sessions-data.ts';
 
 const KEEP_ALIVE_MS = 15_000;
 
-const stream = createRoute({
+const stream = route({
   method: 'get', path: '/sessions/{id}/events', tags: ['events'],
   summary: 'Event stream (SSE), resumable with Last-Event-ID',
   description:

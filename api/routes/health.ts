@@ -1,19 +1,19 @@
 // Liveness and readiness probes (no auth): /healthz says the process is up; /readyz checks that
 // Postgres and Temporal answer within a couple of seconds.
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import { db } from '../../lib/db.ts';
 import type { ApiDeps } from '../context.ts';
 import { createRouter } from '../context.ts';
-import { json } from '../openapi.ts';
+import { json, route } from '../openapi.ts';
 
 const CHECK_TIMEOUT_MS = 2_000;
 const Ready = z.object({ status: z.enum(['ok', 'unavailable']), checks: z.object({ database: z.string(), temporal: z.string() }) }).openapi('Readiness');
 
-const healthz = createRoute({
+const healthz = route({
   method: 'get', path: '/healthz', tags: ['health'], summary: 'The process is up', security: [],
   responses: { 200: json(z.object({ status: z.literal('ok') }), 'Up') },
 });
-const readyz = createRoute({
+const readyz = route({
   method: 'get', path: '/readyz', tags: ['health'], summary: 'Postgres and Temporal are reachable', security: [],
   responses: { 200: json(Ready, 'Ready'), 503: json(Ready, 'A dependency is unreachable') },
 });

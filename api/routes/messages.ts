@@ -1,7 +1,6 @@
 // Messages: a POST is a sendMessage update on the session workflow (the Idempotency-Key becomes the
 // update id, so a retry is not a second message); ?wait=true also waits for the turn's end event.
 // GET lists the transcript from Postgres in seq order.
-import { createRoute } from '@hono/zod-openapi';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { db } from '../../lib/db.ts';
 import { turnEndKey } from '../../lib/events.ts';
@@ -10,7 +9,7 @@ import type { ApiDeps } from '../context.ts';
 import { createRouter } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { followEvents } from '../follow.ts';
-import { errors, json, jsonBody } from '../openapi.ts';
+import { errors, json, jsonBody, route } from '../openapi.ts';
 import { encodeCursor, seqAfter } from '../pagination.ts';
 import { IdParam, IdempotencyHeaders, MessageAccepted, MessageCreate, MessageCreateQuery, MessageListQuery, MessagePage, TurnResult, type MessageJson } from '../schemas.ts';
 import type { z } from '@hono/zod-openapi';
@@ -20,7 +19,7 @@ import { sendMessage } from '../temporal.ts';
 const tags = ['messages'];
 const TURN_END = new Set(['turn.completed', 'turn.failed', 'turn.aborted']);
 
-const post = createRoute({
+const post = route({
   method: 'post', path: '/sessions/{id}/messages', tags, summary: 'Send a user message',
   request: { params: IdParam, query: MessageCreateQuery, body: jsonBody(MessageCreate), headers: IdempotencyHeaders },
   responses: {
@@ -29,7 +28,7 @@ const post = createRoute({
     ...errors(400, 404, 409, 413, 503),
   },
 });
-const list = createRoute({
+const list = route({
   method: 'get', path: '/sessions/{id}/messages', tags, summary: 'The transcript, in seq order',
   request: { params: IdParam, query: MessageListQuery },
   responses: { 200: json(MessagePage, 'A page of messages'), ...errors(400, 404) },

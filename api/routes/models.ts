@@ -1,10 +1,10 @@
 // The models an agent can use: the LiteLLM gateway's /v1/models, fetched with LITELLM_API_KEY so
 // the dashboard can offer them without ever seeing the gateway key.
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import type { ApiDeps } from '../context.ts';
 import { createRouter } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { errors, json } from '../openapi.ts';
+import { errors, json, route } from '../openapi.ts';
 import { ErrorSchema } from '../schemas.ts';
 
 const GATEWAY_TIMEOUT_MS = 5_000;
@@ -15,7 +15,7 @@ const ModelList = z
   .object({ data: z.array(z.object({ id: z.string().openapi({ example: 'gpt-4o-mini' }) })) })
   .openapi('ModelList');
 
-const list = createRoute({
+const list = route({
   method: 'get', path: '/models', tags: ['models'], summary: "The gateway's models (names an agent's `model` may take)",
   responses: {
     200: json(ModelList, 'Model names, sorted'),

@@ -1,9 +1,9 @@
 // The dashboard's overview in one call: what is running now and what went wrong lately, for the
 // caller's team only.
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import { db } from '../../lib/db.ts';
 import { createRouter } from '../context.ts';
-import { errors, json } from '../openapi.ts';
+import { errors, json, route } from '../openapi.ts';
 
 const LIVE_SANDBOX_STATES = ['starting', 'running', 'recreating'];
 const TURN_ENDS = ['turn.completed', 'turn.failed', 'turn.aborted'];
@@ -28,7 +28,7 @@ const Overview = z
   })
   .openapi('Overview');
 
-const get = createRoute({
+const get = route({
   method: 'get', path: '/overview', tags: ['overview'], summary: 'Counts and recent failures for a dashboard',
   responses: { 200: json(Overview, 'The overview'), ...errors() },
 });

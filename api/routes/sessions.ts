@@ -1,6 +1,5 @@
 // Sessions: each one is a Temporal workflow (id = session id) started here, with a row in Postgres
 // that the workflow's activities keep current (status, sandbox state).
-import { createRoute } from '@hono/zod-openapi';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { db } from '../../lib/db.ts';
 import { newId } from '../../lib/ids.ts';
@@ -8,7 +7,7 @@ import type { ApiDeps } from '../context.ts';
 import { createRouter } from '../context.ts';
 import { ApiError, sessionEnded } from '../errors.ts';
 import { idempotent } from '../idempotency.ts';
-import { errors, json, jsonBody } from '../openapi.ts';
+import { errors, json, jsonBody, route } from '../openapi.ts';
 import { newestFirst, newestFirstAfter, pageOf } from '../pagination.ts';
 import { AbortAccepted, AbortBody, IdParam, IdempotencyHeaders, Session, SessionCreate, SessionCreated, SessionListQuery, SessionPage } from '../schemas.ts';
 import { findSession, isClosed, sessionJson } from '../sessions-data.ts';
@@ -16,27 +15,27 @@ import { abortSession, deadline, endSession, sessionInput, startSession } from '
 
 const tags = ['sessions'];
 
-const create = createRoute({
+const create = route({
   method: 'post', path: '/sessions', tags, summary: 'Start a session (optionally with its first message)',
   request: { body: jsonBody(SessionCreate), headers: IdempotencyHeaders },
   responses: { 201: json(SessionCreated, 'The session; `message` is set when one was sent'), ...errors(400, 413, 422, 503) },
 });
-const list = createRoute({
+const list = route({
   method: 'get', path: '/sessions', tags, summary: 'List sessions, newest first',
   request: { query: SessionListQuery },
   responses: { 200: json(SessionPage, 'A page of sessions'), ...errors(400) },
 });
-const get = createRoute({
+const get = route({
   method: 'get', path: '/sessions/{id}', tags, summary: 'Get a session (status, sandbox state, usage)',
   request: { params: IdParam },
   responses: { 200: json(Session, 'The session'), ...errors(404) },
 });
-const end = createRoute({
+const end = route({
   method: 'delete', path: '/sessions/{id}', tags, summary: 'End a session and remove its sandbox (idempotent)',
   request: { params: IdParam, headers: IdempotencyHeaders },
   responses: { 200: json(Session, 'The ended session'), ...errors(400, 404, 409, 422, 503) },
 });
-const abort = createRoute({
+const abort = route({
   method: 'post', path: '/sessions/{id}/abort', tags, summary: "Abort the running turn (queued messages stay)",
   request: { params: IdParam, body: jsonBody(AbortBody, false), headers: IdempotencyHeaders },
   responses: { 202: json(AbortAccepted, 'Abort requested'), ...errors(400, 404, 409, 413, 422, 503) },

@@ -97,6 +97,16 @@ const cases: Case[] = [
   ['POST', () => `/v1/sessions/${unknownSession}/abort`, '{}', 404, 'not_found'],
   ['POST', () => `/v1/sessions/${endedSessionId}/abort`, '{}', 409, 'session_ended'],
   ['GET', () => '/v1/nothing-here', undefined, 404, 'not_found'],
+  // query parameters are strict too: a misspelt one is named, not ignored
+  ['POST', () => `/v1/sessions/${sessionId}/messages?wiat=true`, '{"content":"hi"}', 400, 'invalid_request', ['wiat']],
+  ['GET', () => '/v1/sessions?staus=active&limit=5', undefined, 400, 'invalid_request', ['staus']],
+  ['GET', () => `/v1/sessions/${sessionId}?expand=agent`, undefined, 400, 'invalid_request', ['expand']],
+  ['POST', () => `/v1/sessions/${sessionId}/abort?reason=why`, '{}', 400, 'invalid_request', ['reason']],
+  // an empty JSON body reads as {}: the missing fields are named
+  ['POST', () => '/v1/agents', '', 400, 'invalid_request', ['name', 'model']],
+  // a known path with the wrong method
+  ['PUT', () => `/v1/agents/${agentId}`, '{"name":"x"}', 405, 'method_not_allowed'],
+  ['POST', () => `/v1/sessions/${sessionId}/events`, '{}', 405, 'method_not_allowed'],
 ];
 
 describe('bad input', () => {
@@ -114,6 +124,18 @@ describe('bad input', () => {
     }
     expect(await rowCounts(t.teamId)).toEqual(before);
     expect(await db().agent.findUniqueOrThrow({ where: { id: agentId } })).toEqual(agentBefore);
+  });
+
+  it('names the methods a path takes in the Allow header of a 405', async () => {
+    const res = await fetch(`${t.url}/v1/agents/${agentId}`, { method: 'PUT', body: '{}', headers: { ...json, authorization: `Bearer ${t.key}` } });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('DELETE, GET, PATCH');
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe(`PUT is not allowed on /v1/agents/${agentId}; it takes DELETE, GET, PATCH`);
+  });
+
+  it('reads an empty JSON body as {} where a body is optional (abort)', async () => {
+    const res = await t.raw('POST', `/v1/sessions/${sessionId}/abort`, { body: '', headers: json });
+    expect(res).toMatchObject({ status: 202, body: { session_id: sessionId, abort_requested: true } });
   });
 
   it('answers 413 for a chunked body over the limit (no Content-Length)', async () => {
