@@ -59,6 +59,9 @@ try {
   const admin = config.BERTH_ADMIN_API_KEY
     ? { value: config.BERTH_ADMIN_API_KEY, created: false, path: '' }
     : storedSecret(dataDir, 'admin-api-key', 'berth_admin_');
+  // A run that died without stopping (SIGKILL) took its children with it (child.ts) but not its
+  // sandboxes, which outlive workers: stop them as that run would have, before a worker looks.
+  await stopSandboxes();
   supervisor.addStoppable({ name: 'sandboxes', stop: stopSandboxes });
 
   const env: NodeJS.ProcessEnv = {

@@ -43,7 +43,11 @@ export function spawnLogged(opts: ChildOptions): ChildHandle {
   fs.mkdirSync(path.dirname(opts.logPath), { recursive: true });
   const log = fs.openSync(opts.logPath, 'a');
   fs.writeSync(log, `\n${startLine(opts.name, `${opts.command} ${opts.args.join(' ')}`)}\n`);
-  const child: ChildProcess = spawn(opts.command, opts.args, {
+  // setpriv (util-linux) execs the command with a parent-death signal: if this process dies without
+  // stopping it (SIGKILL, the OOM killer), the child gets its stop signal instead of living on
+  // detached, holding its port and data dir against the next start.
+  const pdeathsig = ['--pdeathsig', opts.stopSignal ?? 'SIGTERM', '--'];
+  const child: ChildProcess = spawn('setpriv', [...pdeathsig, opts.command, ...opts.args], {
     cwd: opts.cwd,
     env: opts.env ?? process.env,
     stdio: ['ignore', log, log],

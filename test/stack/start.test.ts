@@ -1,6 +1,7 @@
 // `npx tsx bin/start.ts` as a user runs it: a temp data dir and non-default ports, the whole stack
-// up with /readyz answering, the admin key printed once and reused, a crashed worker restarted, and
-// after SIGTERM not one of its processes left in the process table.
+// up with /readyz answering, the admin key printed once and reused, a crashed worker restarted,
+// after SIGTERM not one of its processes left in the process table, and after a SIGKILL of the
+// supervisor nothing that keeps the next start from working.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -62,6 +63,15 @@ async function runStack(env: NodeJS.ProcessEnv, until: RegExp, timeoutMs: number
   return { child, exited, output: () => output, startMs: Date.now() - t0 };
 }
 
+/** The process running bin/start.ts: the innermost of those in its command line (npx runs tsx, which runs node). */
+function supervisorPid(): number {
+  const ours = markedProcesses().filter((p) => p.includes('bin/start.ts')).map((p) => Number(p.split(' ')[0]));
+  const parentOf = (pid: number) => Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+  const innermost = ours.filter((pid) => !ours.some((other) => parentOf(other) === pid));
+  expect(innermost).toHaveLength(1);
+  return innermost[0]!;
+}
+
 async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -79,7 +89,7 @@ async function stopped(run: Awaited<ReturnType<typeof runStack>>): Promise<void>
 }
 
 describe('npm start (bin/start.ts)', () => {
-  it('starts the whole stack, restarts a crashed worker, and leaves nothing behind on SIGTERM', { timeout: 420_000 }, async () => {
+  it('starts the whole stack, restarts a crashed worker, and leaves nothing behind on SIGTERM or its own SIGKILL', { timeout: 600_000 }, async () => {
     const ports = {
       BERTH_POSTGRES_PORT: await freePort(), BERTH_TEMPORAL_PORT: await freePort(), BERTH_TEMPORAL_UI_PORT: await freePort(),
       BERTH_GATEWAY_PORT: await freePort(), BERTH_MODEL_SERVER_PORT: await freePort(), PORT: await freePort(),
@@ -133,7 +143,21 @@ describe('npm start (bin/start.ts)', () => {
     expect((await fetch(`${web}/readyz`)).status).toBe(200);
     console.log(`stack start: first run ${first.startMs} ms, second run ${second.startMs} ms`);
 
-    process.kill(-second.child.pid!, 'SIGINT');
-    await stopped(second);
+    // The supervisor itself killed, with no chance to stop anything: its children go down with it,
+    // and the next start stops the sandbox it left, so nothing of that run holds a port or lingers.
+    const again = await api(`/v1/sessions/${session.id}/messages?wait=true`, { content: '$ echo still here' });
+    expect(again.text).toContain('still here');
+    const sandboxes = path.join(dataDir, 'sandboxes');
+    expect(markedProcesses().some((p) => p.includes(sandboxes))).toBe(true);
+    process.kill(supervisorPid(), 'SIGKILL');
+    await second.exited;
+    await waitFor(() => markedProcesses().every((p) => p.includes(sandboxes)), 60_000, 'the stack to go down with its supervisor');
+    const third = await runStack(env, /Berth is up/, 300_000);
+    expect(markedProcesses().filter((p) => p.includes(sandboxes))).toEqual([]);
+    const get = async () => (await fetch(`${web}/v1/sessions/${session.id}`, { headers: { authorization: `Bearer ${adminKey}` } })).json();
+    await expect.poll(get, { timeout: 30_000 }).toMatchObject({ status: 'hibernated', sandbox_state: 'hibernated' });
+
+    process.kill(-third.child.pid!, 'SIGINT');
+    await stopped(third);
   });
 });
