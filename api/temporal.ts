@@ -9,7 +9,7 @@ import {
   type Client,
   type WorkflowStartOptions,
 } from '@temporalio/client';
-import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import { sessionLimits, type Config } from '../lib/config.ts';
 import type { Agent } from '../lib/generated/prisma/client.ts';
 import type { SessionInput, ToolName } from '../lib/types.ts';
@@ -52,6 +52,8 @@ export function sessionInput(config: Config, sessionId: string, agent: Agent): S
 function startOptions(config: Config, input: SessionInput) {
   return {
     workflowId: input.sessionId,
+    // A session's id names one workflow: once closed it is never started again (a retried create finds it).
+    workflowIdReusePolicy: 'REJECT_DUPLICATE',
     taskQueue: config.BERTH_TASK_QUEUE,
     args: [input],
     staticSummary: `${input.agent.name} (${input.agent.model})`,
@@ -72,7 +74,10 @@ export async function startSession(
 ): Promise<SendMessageResult | null> {
   const options = startOptions(config, input);
   if (!first) {
-    await temporal.withDeadline(deadline(config), () => temporal.workflow.start(SESSION_WORKFLOW_TYPE, options));
+    await temporal.withDeadline(deadline(config), () => temporal.workflow.start(SESSION_WORKFLOW_TYPE, options)).catch((err: unknown) => {
+      // Started by a first run of this request (same Idempotency-Key, same id) that died before answering.
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    });
     return null;
   }
   const startWorkflowOperation = new WithStartWorkflowOperation(SESSION_WORKFLOW_TYPE, {

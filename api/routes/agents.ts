@@ -1,13 +1,12 @@
 // Agents: what a session runs (model, system prompt, tools, sandbox env). DELETE is a soft delete;
 // a deleted agent is 404 here and unusable for new sessions (running sessions keep their snapshot).
 import { db } from '../../lib/db.ts';
-import { newId } from '../../lib/ids.ts';
 import type { Agent as AgentRow } from '../../lib/generated/prisma/client.ts';
 import type { ToolName } from '../../lib/types.ts';
 import { agentCredentialIds } from '../../lib/vault.ts';
 import { createRouter } from '../context.ts';
 import { ApiError, notFound } from '../errors.ts';
-import { idempotent } from '../idempotency.ts';
+import { idempotent, insertOnce } from '../idempotency.ts';
 import { errors, json, jsonBody, route } from '../openapi.ts';
 import { newestFirst, newestFirstAfter, pageOf } from '../pagination.ts';
 import { Agent, AgentCreate, AgentDeleted, AgentPage, AgentPatch, IdParam, IdempotencyHeaders, PageQuery, type AgentJson } from '../schemas.ts';
@@ -79,13 +78,17 @@ export function agentRoutes() {
     const body = c.req.valid('json');
     const teamId = c.var.teamId;
     await checkCredentials(teamId, body.credential_ids);
-    const agent = await idempotent(c, body, 201, async () => {
-      const row = await db().agent.create({
-        data: {
-          id: newId('agt'), teamId, name: body.name, model: body.model, systemPrompt: body.system_prompt, tools: body.tools, env: body.env,
-          credentialIds: body.credential_ids, egress: body.egress,
-        },
-      });
+    const agent = await idempotent(c, body, 201, async (ids) => {
+      const id = ids('agt');
+      const row = await insertOnce(
+        () => db().agent.create({
+          data: {
+            id, teamId, name: body.name, model: body.model, systemPrompt: body.system_prompt, tools: body.tools, env: body.env,
+            credentialIds: body.credential_ids, egress: body.egress,
+          },
+        }),
+        () => db().agent.findFirst({ where: { id, teamId } }),
+      );
       return agentJson(row);
     });
     return c.json(agent, 201);

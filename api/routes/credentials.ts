@@ -3,15 +3,14 @@
 // Also the session's interceptions: every swap and block the proxy recorded.
 import { createHmac } from 'node:crypto';
 import { z } from '@hono/zod-openapi';
-import { db, Prisma } from '../../lib/db.ts';
+import { db } from '../../lib/db.ts';
 import type { Credential as CredentialRow, Interception as InterceptionRow } from '../../lib/generated/prisma/client.ts';
-import { newId } from '../../lib/ids.ts';
 import {
   DEFAULT_INJECTION, INJECTION_KINDS, VaultKeyError, credentialNameSchema, hostPatternSchema, keyringFromEnv, seal, type Keyring,
 } from '../../lib/vault.ts';
 import { createRouter, type ApiDeps } from '../context.ts';
 import { ApiError, notFound } from '../errors.ts';
-import { idempotent } from '../idempotency.ts';
+import { idempotent, insertOnce, isUniqueViolation } from '../idempotency.ts';
 import { errors, json, jsonBody, route } from '../openapi.ts';
 import { newestFirst, newestFirstAfter, pageOf, seqAfter, encodeCursor } from '../pagination.ts';
 import { IdParam, IdempotencyHeaders, PageQuery } from '../schemas.ts';
@@ -107,7 +106,6 @@ const interceptions = route({
 });
 
 const duplicateName = (name: string) => new ApiError(409, 'conflict', `a credential named ${name} already exists`);
-const isUniqueViolation = (err: unknown) => err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002';
 
 export function credentialRoutes(deps: ApiDeps) {
   const app = createRouter();
@@ -132,13 +130,16 @@ export function credentialRoutes(deps: ApiDeps) {
   app.openapi(create, async (c) => {
     const body = c.req.valid('json');
     const teamId = c.var.teamId;
-    const result = await idempotent(c, fingerprint(body), 201, async () => {
-      const id = newId('cred');
+    const result = await idempotent(c, fingerprint(body), 201, async (ids) => {
+      const id = ids('cred');
       const sealed = seal(vault(), body.value, id);
       try {
-        const row = await db().credential.create({
-          data: { id, teamId, name: body.name, ciphertext: new Uint8Array(sealed.ciphertext), keyId: sealed.keyId, hosts: body.hosts, inject: body.inject },
-        });
+        const row = await insertOnce(
+          () => db().credential.create({
+            data: { id, teamId, name: body.name, ciphertext: new Uint8Array(sealed.ciphertext), keyId: sealed.keyId, hosts: body.hosts, inject: body.inject },
+          }),
+          () => db().credential.findFirst({ where: { id, teamId } }),
+        );
         return credentialJson(row);
       } catch (err) {
         throw isUniqueViolation(err) ? duplicateName(body.name) : err;

@@ -2,11 +2,10 @@
 // that the workflow's activities keep current (status, sandbox state).
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { db } from '../../lib/db.ts';
-import { newId } from '../../lib/ids.ts';
 import type { ApiDeps } from '../context.ts';
 import { createRouter } from '../context.ts';
 import { ApiError, sessionEnded } from '../errors.ts';
-import { idempotent } from '../idempotency.ts';
+import { idempotent, insertOnce } from '../idempotency.ts';
 import { errors, json, jsonBody, route } from '../openapi.ts';
 import { newestFirst, newestFirstAfter, pageOf } from '../pagination.ts';
 import { AbortAccepted, AbortBody, IdParam, IdempotencyHeaders, Session, SessionCreate, SessionCreated, SessionListQuery, SessionPage } from '../schemas.ts';
@@ -59,13 +58,17 @@ export function sessionRoutes({ config, temporal }: ApiDeps) {
     const body = c.req.valid('json');
     const teamId = c.var.teamId;
     const updateId = c.req.valid('header')['idempotency-key'];
-    const created = await idempotent(c, body, 201, async () => {
+    const created = await idempotent(c, body, 201, async (ids) => {
       const agent = await db().agent.findFirst({ where: { id: body.agent_id, teamId, deletedAt: null } });
       if (!agent) {
         const message = `agent ${body.agent_id} does not exist or was deleted`;
         throw new ApiError(422, 'agent_unusable', message, [{ path: 'agent_id', message }]);
       }
-      const row = await db().session.create({ data: { id: newId('ses'), teamId, agentId: agent.id } });
+      const id = ids('ses');
+      const row = await insertOnce(
+        () => db().session.create({ data: { id, teamId, agentId: agent.id } }),
+        () => db().session.findFirst({ where: { id, teamId } }),
+      );
       const first = body.message === undefined ? undefined : { content: body.message, updateId };
       const input = sessionInput(config, row.id, agent);
       const accepted = await startSession(temporal, config, input, first).catch(async (err: unknown) => {

@@ -1,16 +1,20 @@
 // Crashes of the processes around a session, by SIGKILL: the worker mid-tool and mid-stream, the
-// sandbox between turns and mid-tool, the worker with every sandbox. The session carries on; nothing
-// is lost or duplicated.
+// sandbox between turns and mid-tool, the worker with every sandbox, the web process mid-create. The
+// session carries on; nothing is lost or duplicated.
 import { readFile } from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
 import { localSandboxProvider, stopAllLocalSandboxes } from '../../activities/sandbox/local.ts';
 import { reportStoppedSandboxes } from '../../activities/sandbox/report-stopped.ts';
+import { abandonedAfterMs } from '../../api/idempotency.ts';
+import { db } from '../../lib/db.ts';
 import { snapshotQuery } from '../../workflows/messages.ts';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startBerth, type Berth } from '../support/berth.ts';
 import { tempDirForTest } from '../support/temp.ts';
 import { assertOrderedOnce } from '../support/assertions.ts';
 import type { SseEvent } from '../support/api-client.ts';
+import { TEST_ADMIN_KEY } from '../support/processes.ts';
+import { tcpProxy } from '../support/tcp-proxy.ts';
 
 let berth: Berth;
 beforeAll(async () => {
@@ -150,5 +154,59 @@ describe('the stack going down with its sandboxes', () => {
     expect(res.body).toMatchObject({ outcome: 'completed', text: 'read' });
     expect((await transcript(sid)).at(-2).content).toBe('kept\n');
     expect((await berth.api.get(`/v1/sessions/${sid}`)).body).toMatchObject({ status: 'active', sandbox_state: 'running' });
+  });
+});
+
+describe('SIGKILL of the web process', () => {
+  it('while it starts a session: a retry with its Idempotency-Key gets that session, once the claim is abandoned', async () => {
+    // The web process's Temporal connection goes through a proxy that then drops the answers: the
+    // session's workflow starts, and the request that started it never hears so.
+    const proxy = await tcpProxy(berth.temporalAddress);
+    const web = await berth.startWeb({ TEMPORAL_ADDRESS: proxy.address });
+    const model = berth.model('web-kill');
+    await berth.script(model, [{ text: 'one session' }]);
+    const agent = await berth.createAgent({ model });
+    const key = `web-kill-${Date.now()}`;
+    const create = (url: string) =>
+      fetch(`${url}/v1/sessions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify({ agent_id: agent.id }),
+      });
+    proxy.dropAnswers();
+    const cut = create(web.url).then(
+      (res) => `answered ${res.status}`,
+      () => 'cut',
+    );
+    const sessions = async () => (await berth.api.get(`/v1/sessions?agent_id=${agent.id}`)).body.data as Array<{ id: string }>;
+    await expect.poll(async () => (await sessions()).length, { timeout: 10_000 }).toBe(1);
+    const id = (await sessions())[0]!.id;
+    const connection = await Connection.connect({ address: berth.temporalAddress });
+    const handle = new Client({ connection }).workflow.getHandle(id);
+    await expect.poll(async () => (await handle.describe().catch(() => undefined))?.status.name, { timeout: 10_000 }).toBe('RUNNING');
+    await connection.close();
+    process.kill(-web.pid, 'SIGKILL');
+    expect(await cut).toBe('cut');
+    await proxy.close();
+
+    // At once, the dead request's claim might still be running somewhere: 409, and nothing written.
+    const early = await create(berth.url);
+    expect(early.status).toBe(409);
+    expect(((await early.json()) as { error: { code: string } }).error.code).toBe('idempotency_in_progress');
+
+    // Once the claim is older than any write takes, a retry takes it over and finds what it made.
+    process.env.DATABASE_URL = inject('databaseUrl');
+    await db().idempotencyKey.update({
+      where: { teamId_key: { teamId: 'team_default', key } },
+      data: { claimedAt: new Date(Date.now() - abandonedAfterMs() - 1_000) },
+    });
+    const retried = await create(berth.url);
+    expect(retried.status).toBe(201);
+    expect(((await retried.json()) as { id: string }).id).toBe(id);
+    expect((await sessions()).map((s) => s.id)).toEqual([id]);
+    const replayed = await create(berth.url);
+    expect(((await replayed.json()) as { id: string }).id).toBe(id);
+    const reply = await berth.api.post(`/v1/sessions/${id}/messages?wait=true`, { content: 'hello' });
+    expect(reply.body).toMatchObject({ outcome: 'completed', text: 'one session' });
   });
 });

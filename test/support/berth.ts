@@ -70,6 +70,8 @@ export async function startBerth(opts: BerthOptions) {
     async startWorker(): Promise<void> {
       worker = await startWorker(t);
     },
+    /** Another web process on this file's stack (with `env` on top), e.g. one to SIGKILL; the caller stops it. */
+    startWeb: (env: NodeJS.ProcessEnv = {}) => startWeb(t, env),
     /** SIGKILL to the sandbox's whole process tree (bubblewrap and everything under it). */
     async killSandbox(sessionId: string): Promise<void> {
       const pid = sandboxPid(sessionId);
