@@ -7,6 +7,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Hook } from '@hono/zod-openapi';
 import type { z } from 'zod';
 import { ServiceError } from '@temporalio/client';
+import { Prisma } from '../lib/db.ts';
 import type { Logger } from '../lib/log.ts';
 
 const GRPC_DEADLINE_EXCEEDED = 4;
@@ -15,6 +16,22 @@ const isTemporalUnavailable = (err: unknown) => {
   const code = err instanceof ServiceError ? (err.cause as { code?: number } | undefined)?.code : undefined;
   return code === GRPC_UNAVAILABLE || code === GRPC_DEADLINE_EXCEEDED;
 };
+
+/**
+ * Postgres is down, restarting, or cut the connection mid-query: worth a retry (safe with an
+ * Idempotency-Key), unlike a 500.
+ */
+function isDatabaseUnavailable(err: unknown): boolean {
+  if (err instanceof Prisma.PrismaClientInitializationError) return true;
+  if (err instanceof Prisma.PrismaClientKnownRequestError) {
+    if (['P1001', 'P1002', 'P1008', 'P1017'].includes(err.code)) return true; // unreachable, timed out, closed
+    // Postgres's own refusals: connection exceptions (08…) and shutting down or starting up (57P0…).
+    const cause = (err.meta?.driverAdapterError as { cause?: { kind?: string; code?: string } } | undefined)?.cause;
+    return cause?.kind === 'postgres' && /^(08|57P0)/.test(cause.code ?? '');
+  }
+  // node-postgres's own, for a connection that died mid-query or a pool that could not connect.
+  return err instanceof Error && /^(Connection terminated|timeout exceeded when trying to connect)/.test(err.message);
+}
 
 export interface FieldError {
   path: string;
@@ -74,6 +91,10 @@ export function errorHandler(log: Logger): ErrorHandler {
     if (isTemporalUnavailable(err)) {
       log.warn('temporal unavailable', { method: c.req.method, path: c.req.path, err });
       return c.json(errorBody('temporal_unavailable', 'the workflow service is not reachable; retry later'), 503);
+    }
+    if (isDatabaseUnavailable(err)) {
+      log.warn('database unavailable', { method: c.req.method, path: c.req.path, err });
+      return c.json(errorBody('database_unavailable', 'the database is not reachable; retry later'), 503);
     }
     log.error('unhandled error', { method: c.req.method, path: c.req.path, err });
     return c.json(errorBody('internal', 'internal error'), 500);

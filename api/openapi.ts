@@ -8,11 +8,12 @@ const NO_QUERY = z.object({}).strict();
 /**
  * createRoute with strict query parameters, as request bodies are: an unknown or misspelt one
  * (`?wiat=true`) is a 400 naming it, never silently ignored. A route that declares none takes none.
+ * Every route documents 400 and 503 (any of them can find the database down).
  */
 export function route<P extends string, R extends Omit<RouteConfig, 'path'> & { path: P }>(config: R): ReturnType<typeof createRoute<P, R>> {
   const query = config.request?.query;
   const strict = query instanceof z.ZodObject ? query.strict() : (query ?? NO_QUERY);
-  return createRoute({ ...config, request: { ...config.request, query: strict }, responses: { 400: errorResponse(400), ...config.responses } });
+  return createRoute({ ...config, request: { ...config.request, query: strict }, responses: { 400: errorResponse(400), 503: errorResponse(503), ...config.responses } });
 }
 
 const errorDescriptions = {
@@ -22,7 +23,7 @@ const errorDescriptions = {
   409: 'The session has ended or is not running (or a request with this Idempotency-Key is still running)',
   413: 'Body larger than BERTH_MAX_BODY_BYTES (default 1 MiB)',
   422: 'Well-formed but unusable: e.g. a deleted agent, or an Idempotency-Key reused for a different request',
-  503: 'The session or the workflow service did not answer in time',
+  503: 'The session, the workflow service or the database did not answer: retry later (with the same Idempotency-Key)',
 } as const;
 
 type ErrorStatus = keyof typeof errorDescriptions;

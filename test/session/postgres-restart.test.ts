@@ -1,6 +1,6 @@
 // PostgreSQL killed (SIGKILL) in the middle of a turn and started again on the same data directory:
-// the turn completes, and an event stream opened before the crash delivers every event once, in
-// order, without reconnecting. This file runs its own Postgres so other files are not disturbed.
+// the turn completes, an event stream opened before the crash delivers every event once, in order,
+// without reconnecting, and the API answers 503 (retry) rather than 500 while Postgres is down. This file runs its own Postgres so other files are not disturbed.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,7 +45,13 @@ it('carries on after Postgres is killed mid-turn and restarted; a stream opened 
 
   process.kill(-pg.pid, 'SIGKILL'); // the postmaster and every backend: no shutdown of its own
   await pg.exited;
-  await new Promise((r) => setTimeout(r, 2_000)); // down for longer than a first reconnect's wait
+  const downSince = Date.now();
+  // Meanwhile the API says so in a way a client knows to retry: 503, not 500.
+  for (const res of [await berth.api.get(`/v1/sessions/${sid}`), await berth.api.post('/v1/agents', { name: 'while down', model: 'm' })]) {
+    expect(res).toMatchObject({ status: 503, body: { error: { code: 'database_unavailable' } } });
+  }
+  // Down for longer than a first reconnect's wait.
+  await new Promise((r) => setTimeout(r, Math.max(0, 2_000 - (Date.now() - downSince))));
   pg = await startPostgres(options);
 
   await expectSessionCarriesOn(berth, sid);
