@@ -20,7 +20,7 @@ const errorDescriptions = {
   400: 'Invalid request: malformed JSON, wrong types, unknown fields or unknown query parameters (details list their paths)',
   401: 'Missing or invalid API key',
   404: 'No such resource for this team',
-  409: 'The session has ended or is not running (or a request with this Idempotency-Key is still running)',
+  409: 'The session has ended or is not running, its waiting messages are full (queue_full), or a request with this Idempotency-Key is still running',
   413: 'Body larger than BERTH_MAX_BODY_BYTES (default 1 MiB)',
   422: 'Well-formed but unusable: e.g. a deleted agent, or an Idempotency-Key reused for a different request',
   503: 'The session, the workflow service or the database did not answer: retry later (with the same Idempotency-Key)',

@@ -3,6 +3,7 @@
 import { z } from '@hono/zod-openapi';
 import { TOOL_NAMES } from '../lib/types.ts';
 import { egressPolicySchema } from '../lib/vault.ts';
+import { MAX_WAITING_BYTES } from '../workflows/messages.ts';
 
 export const ErrorSchema = z
   .object({
@@ -81,12 +82,15 @@ export const AgentPage = page(Agent).openapi('AgentPage');
 export const AgentDeleted = z.object({ id: z.string(), deleted: z.literal(true) }).openapi('AgentDeleted');
 
 // ---- sessions
-const nonEmpty = text().refine((s) => s.trim().length > 0, 'must not be empty');
+/** A user message: not empty, and at most what a session holds waiting (MAX_WAITING_BYTES of UTF-8). */
+const messageContent = text()
+  .refine((s) => s.trim().length > 0, 'must not be empty')
+  .refine((s) => Buffer.byteLength(s) <= MAX_WAITING_BYTES, `must be at most ${MAX_WAITING_BYTES / 1024} KiB (UTF-8)`);
 export const SESSION_STATUSES = ['active', 'hibernated', 'ended', 'failed'] as const;
 export const SessionCreate = z
   .object({
     agent_id: z.string().min(1).max(100),
-    message: nonEmpty.optional().openapi({ description: 'First user message, sent as the session starts' }),
+    message: messageContent.optional().openapi({ description: 'First user message, sent as the session starts' }),
   })
   .strict()
   .openapi('SessionCreate');
@@ -121,7 +125,7 @@ export const AbortAccepted = z.object({ session_id: z.string(), abort_requested:
 
 // ---- messages
 export const MessageCreate = z
-  .object({ content: nonEmpty })
+  .object({ content: messageContent })
   .strict()
   .openapi('MessageCreate');
 export const MessageCreateQuery = z.object({

@@ -15,6 +15,7 @@ import type { Agent } from '../lib/generated/prisma/client.ts';
 import type { SessionInput, ToolName } from '../lib/types.ts';
 import {
   INVALID_MESSAGE,
+  QUEUE_FULL,
   SESSION_CLOSED,
   SESSION_WORKFLOW_TYPE,
   abortSignal,
@@ -140,6 +141,7 @@ async function withUpdateErrors<T>(sessionId: string, run: () => Promise<T>): Pr
     if (cause instanceof ApplicationFailure && cause.type === INVALID_MESSAGE) {
       throw new ApiError(400, 'invalid_request', cause.message, [{ path: 'content', message: cause.message }]);
     }
+    if (cause instanceof ApplicationFailure && cause.type === QUEUE_FULL) throw new ApiError(409, 'queue_full', cause.message);
     if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
       throw new ApiError(503, 'session_unavailable', 'the session did not answer in time; retry with the same Idempotency-Key');
     }

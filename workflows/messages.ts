@@ -14,7 +14,10 @@ export interface SendMessageResult {
   turn: number;
 }
 
-/** Enqueue a user message. Rejected (before reaching history) when the session has ended or the message is empty. */
+/**
+ * Enqueue a user message. Rejected (before reaching history) when the session has ended, the message
+ * is empty, or the messages waiting would pass MAX_WAITING_BYTES.
+ */
 export const sendMessageUpdate = defineUpdate<SendMessageResult, [SendMessageInput]>('sendMessage');
 /** End the session: finish after the current turn is cancelled, and remove the sandbox. */
 export const endSessionUpdate = defineUpdate<{ ended: true }, []>('endSession');
@@ -40,6 +43,14 @@ export const snapshotQuery = defineQuery<SessionSnapshot>('snapshot');
 /** Failure types the update validator raises; the API maps them to HTTP statuses. */
 export const SESSION_CLOSED = 'SessionClosed';
 export const INVALID_MESSAGE = 'InvalidMessage';
+export const QUEUE_FULL = 'QueueFull';
+
+/**
+ * The most text (UTF-8 bytes) the messages waiting for their turn may hold together, this one
+ * included. A continue-as-new carries them, beside the agent (at most BERTH_MAX_BODY_BYTES, 1 MiB), in
+ * one payload, and Temporal terminates a workflow whose payload passes 2 MB.
+ */
+export const MAX_WAITING_BYTES = 512 * 1024;
 
 // Search attributes an operator can filter on: `temporal workflow list --query "BerthStatus='active'"`.
 export const searchAttributes = {

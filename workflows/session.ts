@@ -22,6 +22,8 @@ import type { createActivities } from '../activities/index.ts';
 import type { CarriedState, QueuedMessage, SessionInput, SessionStatus, TurnOutcome } from '../lib/types.ts';
 import {
   INVALID_MESSAGE,
+  MAX_WAITING_BYTES,
+  QUEUE_FULL,
   SESSION_CLOSED,
   abortSignal,
   endSessionUpdate,
@@ -37,6 +39,8 @@ type Activities = ReturnType<typeof createActivities>;
 
 /** Temporal patch ids (`patched`): each names a change that histories recorded before it replay without. */
 const SANDBOX_RUNNING_FROM_TOOL_START = 'sandbox-running-from-tool-start';
+
+const utf8Bytes = (text: string) => new TextEncoder().encode(text).length;
 
 /** How many sendMessage answers a run carries into the next (a few kB of state). */
 const REMEMBERED_ANSWERS = 100;
@@ -99,6 +103,14 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
         if (closing) throw ApplicationFailure.create({ type: SESSION_CLOSED, message: 'The session has ended', nonRetryable: true });
         if (typeof arg?.content !== 'string' || arg.content.trim() === '') {
           throw ApplicationFailure.create({ type: INVALID_MESSAGE, message: 'content must be a non-empty string', nonRetryable: true });
+        }
+        const waiting = state.queue.reduce((sum, m) => sum + utf8Bytes(m.content), 0);
+        if (waiting + utf8Bytes(arg.content) > MAX_WAITING_BYTES) {
+          const kib = (bytes: number) => `${Math.ceil(bytes / 1024)} KiB`;
+          const message =
+            `${state.queue.length} messages (${kib(waiting)}) are waiting for their turn; with this one (${kib(utf8Bytes(arg.content))}) ` +
+            `that passes the ${kib(MAX_WAITING_BYTES)} a session holds: send it once they are answered`;
+          throw ApplicationFailure.create({ type: QUEUE_FULL, message, nonRetryable: true });
         }
       },
     },

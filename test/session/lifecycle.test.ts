@@ -121,6 +121,43 @@ describe('session lifecycle', () => {
     await connection.close();
   });
 
+  it('holds at most 512 KiB of messages waiting for their turn: one more is 409 queue_full; those taken are answered across continue-as-new', async () => {
+    const model = berth.model('queue');
+    await berth.script(model, {
+      rules: [
+        { match: 'slow', steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'sleep 3' } }] }, { text: 'slept' }] },
+        { match: 'quick', steps: [{ text: 'ok' }] },
+      ],
+    });
+    const sid = await berth.newSession(model);
+    const connection = await Connection.connect({ address: berth.temporalAddress });
+    const handle = new Client({ connection }).workflow.getHandle(sid);
+    // Enough turns that the run continues as new (at 100 events here) while the big messages wait.
+    for (let i = 0; i < 7; i++) expect((await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: `quick ${i}` })).status).toBe(200);
+    const firstRun = (await handle.describe()).runId;
+    const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
+    await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'be slow' });
+    await started;
+
+    const kib = (n: number, tag: string) => `quick ${tag} ${'x'.repeat(n * 1024 - 9)}`;
+    for (const tag of ['a', 'b']) expect((await berth.api.post(`/v1/sessions/${sid}/messages`, { content: kib(200, tag) })).status).toBe(202);
+    const full = await berth.api.post(`/v1/sessions/${sid}/messages`, { content: kib(200, 'c') });
+    expect(full).toMatchObject({ status: 409, body: { error: { code: 'queue_full' } } });
+    expect(full.body.error.message).toBe(
+      '2 messages (400 KiB) are waiting for their turn; with this one (200 KiB) that passes the 512 KiB a session holds: send it once they are answered',
+    );
+    const alone = await berth.api.post(`/v1/sessions/${sid}/messages`, { content: kib(513, 'd') });
+    expect(alone).toMatchObject({ status: 400, body: { error: { details: [{ path: 'content', message: 'must be at most 512 KiB (UTF-8)' }] } } });
+
+    await berth.api.events(sid, { until: (e) => e.type === 'turn.completed' && e.data.turn === 10, timeoutMs: 60_000 });
+    const described = await handle.describe();
+    expect(described.runId).not.toBe(firstRun);
+    expect(described.status.name).toBe('RUNNING');
+    const users = ((await berth.api.get(`/v1/sessions/${sid}/messages?limit=100`)).body.data as any[]).filter((m) => m.role === 'user');
+    expect(users.map((m) => m.content.slice(0, 7))).toEqual([...Array.from({ length: 7 }, (_, i) => `quick ${i}`), 'be slow', 'quick a', 'quick b']);
+    await connection.close();
+  });
+
   it('ending a session removes the sandbox and refuses further messages with 409', async () => {
     const model = berth.model('end');
     await berth.script(model, [{ tool_calls: [{ name: 'bash', arguments: { command: 'touch here' } }] }, { text: 'bye' }]);
