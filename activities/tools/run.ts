@@ -124,7 +124,12 @@ export function makeRunTool(config: Config, sandboxes: SandboxProvider) {
       data: { turn: at.turn, call_id: at.callId, data },
     }), { intervalMs: 100, after: at.announced });
     let streamed = 0;
-    const onAbort = () => void client.kill(execId).catch(() => undefined);
+    // An abort kills the command. A worker shutting down (a deploy) cancels its activities too, once its
+    // grace time is over: then the command runs on, and the next attempt, on another worker, attaches
+    // to it by its exec id, as after a crash.
+    const onAbort = () => {
+      if (!ctx.cancellationDetails?.workerShutdown) void client.kill(execId).catch(() => undefined);
+    };
     ctx.cancellationSignal.addEventListener('abort', onAbort);
     try {
       const res = await client.exec({ id: execId, command: args.command, timeoutMs: timeoutS * 1000 }, (chunk) => {

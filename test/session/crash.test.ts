@@ -1,6 +1,6 @@
 // Crashes of the processes around a session, by SIGKILL: the worker mid-tool and mid-stream, the
-// sandbox between turns and mid-tool, the worker with every sandbox, the web process mid-create. The
-// session carries on; nothing is lost or duplicated.
+// sandbox between turns and mid-tool, the worker with every sandbox, the web process mid-create; and a
+// deploy's polite SIGTERM mid-tool. The session carries on; nothing is lost or duplicated.
 import { readFile } from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
 import { localSandboxProvider, stopAllLocalSandboxes } from '../../activities/sandbox/local.ts';
@@ -63,6 +63,27 @@ describe('SIGKILL of the worker', () => {
     assertOrderedOnce(events);
     expect(events.filter((e) => e.type === 'tool.started')).toHaveLength(1);
     expect(events.filter((e) => e.type === 'tool.finished')).toHaveLength(1);
+    expect(await readFile(berth.workspace(sid, 'runs.log'), 'utf8')).toBe('started\n');
+    const t = await transcript(sid);
+    expect(t.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
+    expect(t[2].content).toBe('finished\n');
+  });
+
+  it('a deploy (SIGTERM, then a new worker) during a tool call longer than the grace time: the command runs on, once', async () => {
+    const model = berth.model('deploy-tool');
+    await berth.script(model, [
+      { tool_calls: [{ name: 'bash', arguments: { command: 'echo started >> runs.log; sleep 13; echo finished' } }] },
+      { text: 'the command finished' },
+    ]);
+    const sid = await berth.newSession(model);
+    const seen = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
+    await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'run it' });
+    await seen;
+    await berth.replaceWorker(); // the old worker's 10 s grace ends before the command does
+
+    const events = await berth.api.events(sid, { until: (e) => e.type.startsWith('turn.'), timeoutMs: 60_000 });
+    expect(events.at(-1)?.type).toBe('turn.completed');
+    assertOrderedOnce(events);
     expect(await readFile(berth.workspace(sid, 'runs.log'), 'utf8')).toBe('started\n');
     const t = await transcript(sid);
     expect(t.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);

@@ -70,6 +70,12 @@ export async function startBerth(opts: BerthOptions) {
     async startWorker(): Promise<void> {
       worker = await startWorker(t);
     },
+    /** A deploy: SIGTERM to the worker, which drains for its grace time, while its successor starts. */
+    async replaceWorker(): Promise<void> {
+      const draining = worker.stop(60_000);
+      worker = await startWorker(t);
+      await draining;
+    },
     /** Another web process on this file's stack (with `env` on top), e.g. one to SIGKILL; the caller stops it. */
     startWeb: (env: NodeJS.ProcessEnv = {}) => startWeb(t, env),
     /** SIGKILL to the sandbox's whole process tree (bubblewrap and everything under it). */
