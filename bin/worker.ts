@@ -48,7 +48,8 @@ const worker = await Worker.create({
   stickyQueueScheduleToStartTimeout: '3s',
   // An abort reaches a running activity with its next heartbeat: send them at least every second.
   maxHeartbeatThrottleInterval: 1000,
-  shutdownGraceTime: '10s',
+  // A deploy lets running steps finish for this long; a model step still streaming is then retried elsewhere.
+  shutdownGraceTime: config.BERTH_WORKER_SHUTDOWN_GRACE_S * 1000,
 });
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -55,6 +55,7 @@ export const configSchema = z.object({
   // Sessions continue-as-new at Temporal's suggestion, or earlier at this many history events (tests set it low).
   BERTH_CONTINUE_AS_NEW_EVENTS: z.coerce.number().int().min(100).default(10_000),
   BERTH_WORKER_CONCURRENCY: z.coerce.number().int().min(1).default(200),
+  BERTH_WORKER_SHUTDOWN_GRACE_S: seconds(25),
   // How often each worker looks for sessions whose workflow closed without ending them (see activities/sandbox/closed-sessions.ts).
   BERTH_CLOSED_SESSION_SWEEP_S: seconds(60),
   // Where the worker serves the Temporal SDK's metrics for Prometheus (GET /metrics); unset: nowhere.

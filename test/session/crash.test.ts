@@ -18,7 +18,7 @@ import { tcpProxy } from '../support/tcp-proxy.ts';
 
 let berth: Berth;
 beforeAll(async () => {
-  berth = await startBerth({ name: 'crash', env: { BERTH_HEARTBEAT_TIMEOUT_S: '3' } });
+  berth = await startBerth({ name: 'crash', env: { BERTH_HEARTBEAT_TIMEOUT_S: '3', BERTH_WORKER_SHUTDOWN_GRACE_S: '2' } });
 });
 afterAll(async () => {
   await berth?.stop();
@@ -72,14 +72,14 @@ describe('SIGKILL of the worker', () => {
   it('a deploy (SIGTERM, then a new worker) during a tool call longer than the grace time: the command runs on, once', async () => {
     const model = berth.model('deploy-tool');
     await berth.script(model, [
-      { tool_calls: [{ name: 'bash', arguments: { command: 'echo started >> runs.log; sleep 13; echo finished' } }] },
+      { tool_calls: [{ name: 'bash', arguments: { command: 'echo started >> runs.log; sleep 6; echo finished' } }] },
       { text: 'the command finished' },
     ]);
     const sid = await berth.newSession(model);
     const seen = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
     await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'run it' });
     await seen;
-    await berth.replaceWorker(); // the old worker's 10 s grace ends before the command does
+    await berth.replaceWorker(); // the old worker's 2 s grace ends before the command does
 
     const events = await berth.api.events(sid, { until: (e) => e.type.startsWith('turn.'), timeoutMs: 60_000 });
     expect(events.at(-1)?.type).toBe('turn.completed');
