@@ -68,16 +68,23 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
 
 /**
  * Many clients send `Content-Type: application/json` with an empty body on a POST that needs none
- * (abort): read it as {}, so that it validates like one instead of failing as malformed JSON.
+ * (abort): read it as {}, so that it validates like one instead of failing as malformed JSON. Empty:
+ * `Content-Length: 0`, or no length and nothing to read (curl -X POST without -d).
  */
 const emptyJsonIsEmptyObject: MiddlewareHandler = async (c, next) => {
-  if (c.req.header('content-length') === '0' && /json/i.test(c.req.header('content-type') ?? '')) {
+  if (/json/i.test(c.req.header('content-type') ?? '') && (await bodyIsEmpty(c.req.raw))) {
     const headers = new Headers(c.req.raw.headers);
     headers.delete('content-length');
     c.req.raw = new Request(c.req.raw, { headers, body: '{}' });
   }
   await next();
 };
+
+async function bodyIsEmpty(req: Request): Promise<boolean> {
+  const length = req.headers.get('content-length');
+  if (length !== null || req.body === null) return length === '0' || req.body === null;
+  return (await req.clone().text()) === '';
+}
 
 /** The methods some route serves at this path (for a 405 and its Allow header); none for an unknown path. */
 function allowedMethods(app: OpenAPIHono<AppEnv>, path: string): string[] {

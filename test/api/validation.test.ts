@@ -1,5 +1,6 @@
 // Bad input on every endpoint: the documented status, error code and field paths, and nothing
 // written. Also auth, the body limit, health probes and the OpenAPI document.
+import net from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,6 +137,21 @@ describe('bad input', () => {
   it('reads an empty JSON body as {} where a body is optional (abort)', async () => {
     const res = await t.raw('POST', `/v1/sessions/${sessionId}/abort`, { body: '', headers: json });
     expect(res).toMatchObject({ status: 202, body: { session_id: sessionId, abort_requested: true } });
+    // What `curl -X POST -H 'content-type: application/json'` sends: no body, and no Content-Length either.
+    const { hostname: host, port } = new URL(t.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const socket = net.connect(Number(port), host, () =>
+        socket.write(
+          `POST /v1/sessions/${sessionId}/abort HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${t.key}\r\n` +
+            'Content-Type: application/json\r\nConnection: close\r\n\r\n',
+        ),
+      );
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 202 /);
   });
 
   it('answers 413 for a chunked body over the limit (no Content-Length)', async () => {
