@@ -42,6 +42,8 @@ export interface CarriedState {
   sandbox: SandboxState;
   /** The last answers to sendMessage by update id (Idempotency-Key), oldest first. */
   answered?: [string, { messageId: string; seq: number; turn: number }][];
+  /** The model's context starts at this turn: the earlier ones no longer fit its window (model step). */
+  contextFromTurn?: number;
 }
 
 export interface SessionInput {
@@ -67,6 +69,8 @@ export interface ModelStepResult {
   content: string;
   toolCalls: ToolCall[];
   usage: Usage;
+  /** Set when the step had to leave earlier turns out of the context (see CarriedState). */
+  contextFromTurn?: number;
 }
 
 export interface ToolResult {

@@ -7,6 +7,10 @@ import type { ChatMessage } from './gateway.ts';
 /** What the model is told for a tool call that never got a result (its turn was aborted or failed). */
 export const INTERRUPTED_TOOL_RESULT = '[no result: the turn was interrupted before this tool call finished]';
 
+/** What the model is told when the context starts at a later turn than the first. */
+export const leftOutNote = (fromTurn: number) =>
+  `[Turns 1 to ${fromTurn - 1} of this conversation are left out: they no longer fit the model's context window.]`;
+
 /** How much transcript text the worker keeps for its sessions' next steps (least recently used goes first). */
 const CACHED_TRANSCRIPT_BYTES = 64 * 1024 * 1024;
 
@@ -14,13 +18,15 @@ const CACHED_TRANSCRIPT_BYTES = 64 * 1024 * 1024;
  * Messages in turn order (a message queued during an earlier turn has a lower seq than that turn's
  * later steps, so seq alone is not conversation order). Every assistant tool call is followed by a
  * result, as the OpenAI format requires, even when its turn was cut short: the model is never
- * called while a tool runs, so an unanswered call in the transcript was interrupted.
+ * called while a tool runs, so an unanswered call in the transcript was interrupted. Turns before
+ * `fromTurn` are left out, whole, and the system message says so.
  */
-export async function buildContext(sessionId: string, agent: AgentSpec, turnStart?: QueuedMessage): Promise<ChatMessage[]> {
-  const rows = await transcript.read(sessionId);
+export async function buildContext(sessionId: string, agent: AgentSpec, turnStart?: QueuedMessage, fromTurn = 1): Promise<ChatMessage[]> {
+  const rows = (await transcript.read(sessionId)).filter((r) => r.turn >= fromTurn);
   // The message that starts this turn may be being recorded as this reads; it comes last.
   const missing = turnStart && !rows.some((r) => r.seq === turnStart.seq);
-  const out: ChatMessage[] = agent.systemPrompt ? [{ role: 'system', content: agent.systemPrompt }] : [];
+  const system = [agent.systemPrompt, fromTurn > 1 ? leftOutNote(fromTurn) : ''].filter(Boolean).join('\n\n');
+  const out: ChatMessage[] = system ? [{ role: 'system', content: system }] : [];
   const answered = new Set(rows.filter((r) => r.role === 'tool').map((r) => r.toolCallId));
   for (const r of rows) {
     if (r.role === 'user') out.push({ role: 'user', content: r.content });

@@ -19,6 +19,9 @@ export interface StreamedReply {
   usage: Usage;
 }
 
+/** The messages do not fit the model's context window (LiteLLM's ContextWindowExceededError, OpenAI's code). */
+export class ContextWindowExceeded extends Error {}
+
 interface Chunk {
   choices?: {
     delta?: { content?: string | null; tool_calls?: { index: number; id?: string; function?: { name?: string; arguments?: string } }[] };
@@ -29,7 +32,8 @@ interface Chunk {
 
 /**
  * Streams one completion, calling onText for each piece of text. A 4xx other than 408/429 means the
- * request itself is wrong (unknown model, bad key): non-retryable. Anything else is left to retries.
+ * request itself is wrong (unknown model, bad key): non-retryable; a context too long for the model
+ * is ContextWindowExceeded, for the caller to shorten. Anything else is left to retries.
  */
 export async function streamChat(
   gateway: { url: string; apiKey?: string },
@@ -50,6 +54,7 @@ export async function streamChat(
     const text = (await res.text().catch(() => '')).slice(0, 500);
     const message = `model gateway answered ${res.status}: ${text}`;
     if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
+      if (/ContextWindowExceededError|context_length_exceeded/.test(text)) throw new ContextWindowExceeded(message);
       throw ApplicationFailure.create({ type: 'ModelRequestRejected', message, nonRetryable: true });
     }
     throw new Error(message);

@@ -1,6 +1,6 @@
 // The model step: one streamed completion from the gateway. Text goes to the event log as it
 // arrives (never through Temporal history); the finished reply goes to the transcript.
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { appendEvents, turnEndKey } from '../../lib/events.ts';
 import type { Config } from '../../lib/config.ts';
@@ -8,7 +8,7 @@ import type { AgentSpec, ModelStepResult, NewSessionEvent, QueuedMessage, ToolCa
 import { toolDefinitions } from '../tools/definitions.ts';
 import { CoalescingWriter, findEarlierResult, meanwhile, recordMessage, withHeartbeat } from '../transcript.ts';
 import { buildContext } from './context.ts';
-import { streamChat } from './gateway.ts';
+import { ContextWindowExceeded, streamChat, type ChatMessage, type StreamedReply } from './gateway.ts';
 
 export interface ModelStepInput {
   sessionId: string;
@@ -19,6 +19,8 @@ export interface ModelStepInput {
   assistantSeq: number;
   /** On a turn's first step: the user message that starts it, recorded first. */
   userMessage?: QueuedMessage;
+  /** The turn the context starts at (an earlier step found the turns before it too long for the model). */
+  contextFromTurn?: number;
 }
 
 export function makeModelStep(config: Config) {
@@ -32,13 +34,15 @@ export function makeModelStep(config: Config) {
     // answers: buildContext adds it when the read came first, and the first delta waits for it. The
     // read goes out first: the model waits for it, while nothing waits for the write until the
     // first delta. On a first attempt findEarlierResult asks nothing.
-    const reads = Promise.all([buildContext(sessionId, agent, userMessage), findEarlierResult(sessionId, assistantSeq)]);
+    let fromTurn = input.contextFromTurn ?? 1;
+    const reads = Promise.all([buildContext(sessionId, agent, userMessage, fromTurn), findEarlierResult(sessionId, assistantSeq)]);
     const userRecorded = meanwhile(
       userMessage
         ? recordMessage({ sessionId, seq: userMessage.seq, turn, role: 'user', content: userMessage.content, id: userMessage.messageId })
         : Promise.resolve(),
     );
-    const [messages, done] = await reads;
+    const [firstContext, done] = await reads;
+    let messages = firstContext;
     if (done) {
       const reply: ModelStepResult = {
         content: done.content,
@@ -64,12 +68,12 @@ export function makeModelStep(config: Config) {
       { after: userRecorded },
     );
     let partial = '';
-    try {
-      const tools = toolDefinitions(agent.tools);
-      const reply = await withHeartbeat(() =>
+    const tools = toolDefinitions(agent.tools);
+    const ask = (context: ChatMessage[]) =>
+      withHeartbeat(() =>
         streamChat(
           gateway,
-          { model: agent.model, messages, ...(tools.length ? { tools } : {}) },
+          { model: agent.model, messages: context, ...(tools.length ? { tools } : {}) },
           (text) => {
             partial += text;
             deltas.push(text);
@@ -77,11 +81,28 @@ export function makeModelStep(config: Config) {
           ctx.cancellationSignal,
         ),
       );
+    try {
+      let reply: StreamedReply | undefined;
+      while (!reply) {
+        try {
+          reply = await ask(messages);
+        } catch (err) {
+          if (!(err instanceof ContextWindowExceeded)) throw err;
+          if (fromTurn >= turn) {
+            const message = `this turn alone no longer fits the model's context window: ${err.message}`;
+            throw ApplicationFailure.create({ type: 'ContextWindowExceeded', message, nonRetryable: true });
+          }
+          // Leave out the older half of the earlier turns (whole turns, so every tool call keeps its
+          // result) and ask again; the workflow starts the session's next steps there too.
+          fromTurn += Math.ceil((turn - fromTurn) / 2);
+          messages = await buildContext(sessionId, agent, userMessage, fromTurn);
+        }
+      }
       await recordMessage(
         { sessionId, seq: assistantSeq, turn, role: 'assistant', content: reply.content, toolCalls: reply.toolCalls, usage: reply.usage },
         { before: await deltas.drain(), after: turnEnd(turn, reply) },
       );
-      return reply;
+      return fromTurn > 1 ? { ...reply, contextFromTurn: fromTurn } : reply;
     } catch (err) {
       await deltas.close();
       if (ctx.cancellationSignal.aborted) {

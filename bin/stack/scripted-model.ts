@@ -4,7 +4,7 @@
 // message picks a list of steps, and the number of assistant messages since that user message
 // picks the step.
 import { z } from 'zod';
-import { turnPosition, type ChatRequest, type Reply } from './model-types.ts';
+import { contentText, turnPosition, type ChatRequest, type Reply } from './model-types.ts';
 
 const toolCall = z.strictObject({
   id: z.string().optional(),
@@ -23,10 +23,13 @@ const ruleSchema = z.strictObject({
   match: z.string().optional(),
   steps: z.array(stepSchema).min(1),
 });
-/** A bare list of steps, or rules chosen by the last user message. */
+/**
+ * A bare list of steps, or rules chosen by the last user message; with `context_window_chars`, a
+ * request whose messages hold more text than that is refused as a real model refuses one too long.
+ */
 export const scriptSchema = z.union([
-  z.array(stepSchema).min(1).transform((steps): { rules: z.output<typeof ruleSchema>[] } => ({ rules: [{ steps }] })),
-  z.strictObject({ rules: z.array(ruleSchema).min(1) }),
+  z.array(stepSchema).min(1).transform((steps): { rules: z.output<typeof ruleSchema>[]; context_window_chars?: number } => ({ rules: [{ steps }] })),
+  z.strictObject({ rules: z.array(ruleSchema).min(1), context_window_chars: z.number().int().min(1).optional() }),
 ]);
 
 export type ScriptStep = z.input<typeof stepSchema>;
@@ -57,6 +60,13 @@ export class ScriptStore {
   respond(request: ChatRequest): Reply {
     const script = this.scripts.get(scriptKey(request.model));
     if (!script) return { error: { status: 404, message: `no script registered for model ${request.model}` } };
+    const window = script.context_window_chars;
+    const chars = request.messages.reduce((n, m) => n + contentText(m.content).length + JSON.stringify(m.tool_calls ?? []).length, 0);
+    if (window !== undefined && chars > window) {
+      // OpenAI's words, which LiteLLM turns into its ContextWindowExceededError.
+      const message = `This model's maximum context length is ${window} tokens. However, your messages resulted in ${chars} tokens. Please reduce the length of the messages.`;
+      return { error: { status: 400, message } };
+    }
     const { lastUser, assistantSteps } = turnPosition(request.messages);
     const rule = script.rules.find((r) => r.match === undefined || lastUser.includes(r.match));
     if (!rule) return { error: { status: 400, message: `no rule of ${request.model}'s script matches the last user message` } };

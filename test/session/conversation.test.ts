@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { leftOutNote } from '../../activities/model/context.ts';
 import { ROOT } from '../../bin/stack/berth.ts';
 import { freePort } from '../../bin/stack/ports.ts';
 import { startBerth, type Berth } from '../support/berth.ts';
@@ -135,6 +136,37 @@ describe('a conversation with tool calls', () => {
     expect(tool.content.endsWith('199999\n200000\n')).toBe(true);
     expect(tool.content).toMatch(/\[\.\.\. \d+ characters truncated \.\.\.\]/);
     expect(tool.content.length).toBeLessThan(33_000);
+  });
+
+  it("leaves the oldest turns out once the context no longer fits the model's window, says so, and fails a turn too long alone", async () => {
+    const model = berth.model('window');
+    // About 1,000 characters a turn against a window of 3,500: the fourth turn's context is too long.
+    await berth.script(model, { context_window_chars: 3_500, rules: [{ steps: [{ text: 'ok' }] }] });
+    const sid = await berth.newSession(model);
+    const message = (i: number) => `message ${i} ${'.'.repeat(1_000)}`;
+    for (let i = 1; i <= 5; i++) {
+      expect((await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: message(i) })).body).toMatchObject({ outcome: 'completed' });
+    }
+    const users = (r: any) => r.messages.filter((m: any) => m.role === 'user').map((m: any) => m.content);
+    const system = (r: any) => r.messages.find((m: any) => m.role === 'system')?.content;
+    const requests = await berth.requests(model);
+    // Turn 4: refused whole, then asked again without the older half of turns 1-3; turn 5 starts there.
+    expect(requests.map(users)).toEqual([
+      [message(1)],
+      [message(1), message(2)],
+      [message(1), message(2), message(3)],
+      [message(1), message(2), message(3), message(4)],
+      [message(3), message(4)],
+      [message(3), message(4), message(5)],
+    ]);
+    expect(requests.map(system)).toEqual([undefined, undefined, undefined, undefined, leftOutNote(3), leftOutNote(3)]);
+    // The transcript keeps every turn.
+    const transcript = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[];
+    expect(transcript.filter((m) => m.role === 'user')).toHaveLength(5);
+
+    const alone = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: `too long ${'.'.repeat(4_000)}` });
+    expect(alone.body).toMatchObject({ outcome: 'failed' });
+    expect(alone.body.error).toMatch(/^this turn alone no longer fits the model's context window: model gateway answered 400: .*ContextWindowExceededError/);
   });
 
   it("serves the worker's Temporal metrics for Prometheus, and names the variable when it cannot", async () => {
