@@ -42,8 +42,17 @@ export interface CarriedState {
   sandbox: SandboxState;
   /** The last answers to sendMessage by update id (Idempotency-Key), oldest first. */
   answered?: [string, { messageId: string; seq: number; turn: number }][];
-  /** The model's context starts at this turn: the earlier ones no longer fit its window (model step). */
-  contextFromTurn?: number;
+  /** Where the model's context starts, once the whole transcript no longer fits its window. */
+  contextFrom?: ContextStart;
+}
+
+/**
+ * Where the model's context starts when the whole transcript no longer fits its window: rows before
+ * (turn, seq) are left out, except that turn's user message (activities/model/context.ts).
+ */
+export interface ContextStart {
+  turn: number;
+  seq: number;
 }
 
 export interface SessionInput {
@@ -69,8 +78,8 @@ export interface ModelStepResult {
   content: string;
   toolCalls: ToolCall[];
   usage: Usage;
-  /** Set when the step had to leave earlier turns out of the context (see CarriedState). */
-  contextFromTurn?: number;
+  /** Set when the step had to leave the start of the transcript out of the context (see CarriedState). */
+  contextFrom?: ContextStart;
 }
 
 export interface ToolResult {

@@ -171,9 +171,9 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
             agent,
             assistantSeq: state.nextSeq++,
             userMessage: step === 1 ? msg : undefined,
-            contextFromTurn: state.contextFromTurn,
+            contextFrom: state.contextFrom,
           });
-          if (result.contextFromTurn !== undefined) state.contextFromTurn = result.contextFromTurn;
+          if (result.contextFrom) state.contextFrom = result.contextFrom;
           if (result.toolCalls.length === 0) return; // the activity has recorded turn.completed
           for (const call of result.toolCalls) {
             // The step starts the sandbox if it is not running: count it running before the step ends,

@@ -1,15 +1,26 @@
 // Builds the model's context from the transcript in Postgres, reading only what is new since the
 // session's last step on this worker.
 import { db } from '../../lib/db.ts';
-import type { AgentSpec, QueuedMessage, ToolCall } from '../../lib/types.ts';
+import type { AgentSpec, ContextStart, QueuedMessage, ToolCall } from '../../lib/types.ts';
 import type { ChatMessage } from './gateway.ts';
 
 /** What the model is told for a tool call that never got a result (its turn was aborted or failed). */
 export const INTERRUPTED_TOOL_RESULT = '[no result: the turn was interrupted before this tool call finished]';
 
-/** What the model is told when the context starts at a later turn than the first. */
-export const leftOutNote = (fromTurn: number) =>
-  `[Turns 1 to ${fromTurn - 1} of this conversation are left out: they no longer fit the model's context window.]`;
+export const WHOLE_TRANSCRIPT: ContextStart = { turn: 1, seq: 0 };
+
+/** What the model is told about what was left out ('' for nothing). */
+export function leftOutNote(from: ContextStart, stepsLeftOut: number): string {
+  const parts: string[] = [];
+  if (from.turn === 2) parts.push('turn 1 of this conversation');
+  if (from.turn > 2) parts.push(`turns 1 to ${from.turn - 1} of this conversation`);
+  if (stepsLeftOut === 1) parts.push(`the first step of turn ${from.turn} (a reply and its tool results)`);
+  if (stepsLeftOut > 1) parts.push(`the first ${stepsLeftOut} steps of turn ${from.turn} (replies and their tool results)`);
+  if (parts.length === 0) return '';
+  const one = parts.length === 1 && (from.turn === 2 || stepsLeftOut === 1);
+  const what = parts.join(' and ');
+  return `[${what.charAt(0).toUpperCase()}${what.slice(1)} ${one ? 'is' : 'are'} left out: ${one ? 'it no longer fits' : 'they no longer fit'} the model's context window.]`;
+}
 
 /** How much transcript text the worker keeps for its sessions' next steps (least recently used goes first). */
 const CACHED_TRANSCRIPT_BYTES = 64 * 1024 * 1024;
@@ -18,14 +29,17 @@ const CACHED_TRANSCRIPT_BYTES = 64 * 1024 * 1024;
  * Messages in turn order (a message queued during an earlier turn has a lower seq than that turn's
  * later steps, so seq alone is not conversation order). Every assistant tool call is followed by a
  * result, as the OpenAI format requires, even when its turn was cut short: the model is never
- * called while a tool runs, so an unanswered call in the transcript was interrupted. Turns before
- * `fromTurn` are left out, whole, and the system message says so.
+ * called while a tool runs, so an unanswered call in the transcript was interrupted. What comes
+ * before `from` is left out (a step with its tool results), and the system message says so.
  */
-export async function buildContext(sessionId: string, agent: AgentSpec, turnStart?: QueuedMessage, fromTurn = 1): Promise<ChatMessage[]> {
-  const rows = (await transcript.read(sessionId)).filter((r) => r.turn >= fromTurn);
+export async function buildContext(sessionId: string, agent: AgentSpec, turnStart?: QueuedMessage, from = WHOLE_TRANSCRIPT): Promise<ChatMessage[]> {
+  const all = await transcript.read(sessionId);
+  const kept = (r: Row) => r.turn > from.turn || (r.turn === from.turn && (r.seq >= from.seq || r.role === 'user'));
+  const rows = all.filter(kept);
+  const stepsLeftOut = all.filter((r) => r.turn === from.turn && r.role === 'assistant' && !kept(r)).length;
   // The message that starts this turn may be being recorded as this reads; it comes last.
   const missing = turnStart && !rows.some((r) => r.seq === turnStart.seq);
-  const system = [agent.systemPrompt, fromTurn > 1 ? leftOutNote(fromTurn) : ''].filter(Boolean).join('\n\n');
+  const system = [agent.systemPrompt, leftOutNote(from, stepsLeftOut)].filter(Boolean).join('\n\n');
   const out: ChatMessage[] = system ? [{ role: 'system', content: system }] : [];
   const answered = new Set(rows.filter((r) => r.role === 'tool').map((r) => r.toolCallId));
   for (const r of rows) {
@@ -47,6 +61,17 @@ export async function buildContext(sessionId: string, agent: AgentSpec, turnStar
   }
   if (missing) out.push({ role: 'user', content: turnStart.content });
   return out;
+}
+
+/**
+ * A shorter start for a context that did not fit, or null when nothing more can go: first the older
+ * half of the earlier turns, then, within the turn being answered, the older half of its steps.
+ */
+export async function shorterContext(sessionId: string, from: ContextStart, turn: number): Promise<ContextStart | null> {
+  if (from.turn < turn) return { turn: from.turn + Math.ceil((turn - from.turn) / 2), seq: 0 };
+  const steps = (await transcript.read(sessionId)).filter((r) => r.turn === turn && r.role === 'assistant' && r.seq >= from.seq);
+  // The newest step (its tool results are what the model is asked about) always stays.
+  return steps.length > 1 ? { turn, seq: steps[Math.floor(steps.length / 2)]!.seq } : null;
 }
 
 const ROW = { turn: true, seq: true, role: true, content: true, toolCalls: true, toolCallId: true } as const;

@@ -4,10 +4,10 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { appendEvents, turnEndKey } from '../../lib/events.ts';
 import type { Config } from '../../lib/config.ts';
-import type { AgentSpec, ModelStepResult, NewSessionEvent, QueuedMessage, ToolCall } from '../../lib/types.ts';
+import type { AgentSpec, ContextStart, ModelStepResult, NewSessionEvent, QueuedMessage, ToolCall } from '../../lib/types.ts';
 import { toolDefinitions } from '../tools/definitions.ts';
 import { CoalescingWriter, findEarlierResult, meanwhile, recordMessage, withHeartbeat } from '../transcript.ts';
-import { buildContext } from './context.ts';
+import { buildContext, shorterContext, WHOLE_TRANSCRIPT } from './context.ts';
 import { ContextWindowExceeded, streamChat, type ChatMessage, type StreamedReply } from './gateway.ts';
 
 export interface ModelStepInput {
@@ -19,8 +19,8 @@ export interface ModelStepInput {
   assistantSeq: number;
   /** On a turn's first step: the user message that starts it, recorded first. */
   userMessage?: QueuedMessage;
-  /** The turn the context starts at (an earlier step found the turns before it too long for the model). */
-  contextFromTurn?: number;
+  /** Where the context starts (an earlier step found what comes before too long for the model). */
+  contextFrom?: ContextStart;
 }
 
 export function makeModelStep(config: Config) {
@@ -34,8 +34,8 @@ export function makeModelStep(config: Config) {
     // answers: buildContext adds it when the read came first, and the first delta waits for it. The
     // read goes out first: the model waits for it, while nothing waits for the write until the
     // first delta. On a first attempt findEarlierResult asks nothing.
-    let fromTurn = input.contextFromTurn ?? 1;
-    const reads = Promise.all([buildContext(sessionId, agent, userMessage, fromTurn), findEarlierResult(sessionId, assistantSeq)]);
+    let from = input.contextFrom ?? WHOLE_TRANSCRIPT;
+    const reads = Promise.all([buildContext(sessionId, agent, userMessage, from), findEarlierResult(sessionId, assistantSeq)]);
     const userRecorded = meanwhile(
       userMessage
         ? recordMessage({ sessionId, seq: userMessage.seq, turn, role: 'user', content: userMessage.content, id: userMessage.messageId })
@@ -88,21 +88,22 @@ export function makeModelStep(config: Config) {
           reply = await ask(messages);
         } catch (err) {
           if (!(err instanceof ContextWindowExceeded)) throw err;
-          if (fromTurn >= turn) {
-            const message = `this turn alone no longer fits the model's context window: ${err.message}`;
+          // Leave out older turns, then older steps of this one (a step with its tool results), and ask
+          // again; the workflow starts the session's next steps there too.
+          const shorter = await shorterContext(sessionId, from, turn);
+          if (!shorter) {
+            const message = `the model's context window cannot hold even this turn's message and latest step: ${err.message}`;
             throw ApplicationFailure.create({ type: 'ContextWindowExceeded', message, nonRetryable: true });
           }
-          // Leave out the older half of the earlier turns (whole turns, so every tool call keeps its
-          // result) and ask again; the workflow starts the session's next steps there too.
-          fromTurn += Math.ceil((turn - fromTurn) / 2);
-          messages = await buildContext(sessionId, agent, userMessage, fromTurn);
+          from = shorter;
+          messages = await buildContext(sessionId, agent, userMessage, from);
         }
       }
       await recordMessage(
         { sessionId, seq: assistantSeq, turn, role: 'assistant', content: reply.content, toolCalls: reply.toolCalls, usage: reply.usage },
         { before: await deltas.drain(), after: turnEnd(turn, reply) },
       );
-      return fromTurn > 1 ? { ...reply, contextFromTurn: fromTurn } : reply;
+      return from === WHOLE_TRANSCRIPT ? reply : { ...reply, contextFrom: from };
     } catch (err) {
       await deltas.close();
       if (ctx.cancellationSignal.aborted) {

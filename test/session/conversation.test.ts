@@ -138,7 +138,7 @@ describe('a conversation with tool calls', () => {
     expect(tool.content.length).toBeLessThan(33_000);
   });
 
-  it("leaves the oldest turns out once the context no longer fits the model's window, says so, and fails a turn too long alone", async () => {
+  it("leaves the oldest turns out once the context no longer fits the model's window, says so, and fails a message too long alone", async () => {
     const model = berth.model('window');
     // About 1,000 characters a turn against a window of 3,500: the fourth turn's context is too long.
     await berth.script(model, { context_window_chars: 3_500, rules: [{ steps: [{ text: 'ok' }] }] });
@@ -159,14 +159,16 @@ describe('a conversation with tool calls', () => {
       [message(3), message(4)],
       [message(3), message(4), message(5)],
     ]);
-    expect(requests.map(system)).toEqual([undefined, undefined, undefined, undefined, leftOutNote(3), leftOutNote(3)]);
+    const note = leftOutNote({ turn: 3, seq: 0 }, 0);
+    expect(note).toBe("[Turns 1 to 2 of this conversation are left out: they no longer fit the model's context window.]");
+    expect(requests.map(system)).toEqual([undefined, undefined, undefined, undefined, note, note]);
     // The transcript keeps every turn.
     const transcript = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[];
     expect(transcript.filter((m) => m.role === 'user')).toHaveLength(5);
 
     const alone = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: `too long ${'.'.repeat(4_000)}` });
     expect(alone.body).toMatchObject({ outcome: 'failed' });
-    expect(alone.body.error).toMatch(/^this turn alone no longer fits the model's context window: model gateway answered 400: .*ContextWindowExceededError/);
+    expect(alone.body.error).toMatch(/^the model's context window cannot hold even this turn's message and latest step: model gateway answered 400: .*ContextWindowExceededError/);
   });
 
   it("serves the worker's Temporal metrics for Prometheus, and names the variable when it cannot", async () => {

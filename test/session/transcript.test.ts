@@ -3,7 +3,7 @@
 // message.created describes the stored row. Deltas queued behind a pending write follow it. The
 // model's context, read step after step, is the transcript in turn order.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildContext, INTERRUPTED_TOOL_RESULT } from '../../activities/model/context.ts';
+import { buildContext, INTERRUPTED_TOOL_RESULT, leftOutNote, shorterContext, WHOLE_TRANSCRIPT } from '../../activities/model/context.ts';
 import { CoalescingWriter, recordMessage } from '../../activities/transcript.ts';
 import { db } from '../../lib/db.ts';
 import { listEvents } from '../../lib/events.ts';
@@ -127,5 +127,41 @@ describe('buildContext', () => {
     expect(context.at(-1)).toEqual({ role: 'user', content: 'hello' });
     await recordMessage({ sessionId: sid, seq: 1, turn: 1, role: 'user', content: 'hello' });
     expect((await buildContext(sid, agent, { messageId: 'msg_x', seq: 1, content: 'hello' })).filter((m) => m.role === 'user')).toHaveLength(1);
+  });
+});
+
+describe('a context too long for the model', () => {
+  it('is shortened by the older half of the earlier turns, then of this turn\'s steps, keeping its message and latest step', async () => {
+    const sid = await newSession();
+    const agent = { id: agentId, teamId: t.teamId, name: 'a', model: 'm', systemPrompt: 'Be brief.', tools: [], env: {} };
+    const call = (n: number) => [{ id: `c${n}`, name: 'bash', arguments: '{}' }];
+    await recordMessage({ sessionId: sid, seq: 1, turn: 1, role: 'user', content: 'first' });
+    await recordMessage({ sessionId: sid, seq: 2, turn: 1, role: 'assistant', content: 'done' });
+    await recordMessage({ sessionId: sid, seq: 3, turn: 2, role: 'user', content: 'second' });
+    for (let n = 1; n <= 4; n++) {
+      await recordMessage({ sessionId: sid, seq: 2 + 2 * n, turn: 2, role: 'assistant', content: '', toolCalls: call(n) });
+      await recordMessage({ sessionId: sid, seq: 3 + 2 * n, turn: 2, role: 'tool', content: `out${n}`, toolCallId: `c${n}`, toolName: 'bash' });
+    }
+    const shape = async (from = WHOLE_TRANSCRIPT) =>
+      (await buildContext(sid, agent as never, undefined, from)).map((m) => (m.role === 'tool' ? `tool ${m.content}` : `${m.role} ${m.content ?? ''}`.trim()));
+
+    const turns = await shorterContext(sid, WHOLE_TRANSCRIPT, 2);
+    expect(turns).toEqual({ turn: 2, seq: 0 });
+    expect(await shape(turns!)).toEqual([
+      `system Be brief.\n\n${leftOutNote(turns!, 0)}`, 'user second', 'assistant', 'tool out1', 'assistant', 'tool out2', 'assistant', 'tool out3', 'assistant', 'tool out4',
+    ]);
+    expect(leftOutNote(turns!, 0)).toBe("[Turn 1 of this conversation is left out: it no longer fits the model's context window.]");
+
+    const steps = await shorterContext(sid, turns!, 2);
+    expect(steps).toEqual({ turn: 2, seq: 8 });
+    expect(await shape(steps!)).toEqual([`system Be brief.\n\n${leftOutNote(steps!, 2)}`, 'user second', 'assistant', 'tool out3', 'assistant', 'tool out4']);
+    expect(leftOutNote(steps!, 2)).toBe(
+      "[Turn 1 of this conversation and the first 2 steps of turn 2 (replies and their tool results) are left out: they no longer fit the model's context window.]",
+    );
+
+    const last = await shorterContext(sid, steps!, 2);
+    expect(last).toEqual({ turn: 2, seq: 10 });
+    expect(await shape(last!)).toEqual([`system Be brief.\n\n${leftOutNote(last!, 3)}`, 'user second', 'assistant', 'tool out4']);
+    expect(await shorterContext(sid, last!, 2)).toBeNull(); // the latest step always stays
   });
 });
