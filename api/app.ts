@@ -72,7 +72,8 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
  * `Content-Length: 0`, or no length and nothing to read (curl -X POST without -d).
  */
 const emptyJsonIsEmptyObject: MiddlewareHandler = async (c, next) => {
-  if (/json/i.test(c.req.header('content-type') ?? '') && (await bodyIsEmpty(c.req.raw))) {
+  const mayHaveBody = c.req.method !== 'GET' && c.req.method !== 'HEAD';
+  if (mayHaveBody && /json/i.test(c.req.header('content-type') ?? '') && (await bodyIsEmpty(c.req.raw))) {
     const headers = new Headers(c.req.raw.headers);
     headers.delete('content-length');
     c.req.raw = new Request(c.req.raw, { headers, body: '{}' });
