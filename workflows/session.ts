@@ -107,9 +107,10 @@ export async function sessionWorkflow(input: SessionInput): Promise<void> {
         const waiting = state.queue.reduce((sum, m) => sum + utf8Bytes(m.content), 0);
         if (waiting + utf8Bytes(arg.content) > MAX_WAITING_BYTES) {
           const kib = (bytes: number) => `${Math.ceil(bytes / 1024)} KiB`;
+          const n = state.queue.length;
           const message =
-            `${state.queue.length} messages (${kib(waiting)}) are waiting for their turn; with this one (${kib(utf8Bytes(arg.content))}) ` +
-            `that passes the ${kib(MAX_WAITING_BYTES)} a session holds: send it once they are answered`;
+            `${n} message${n === 1 ? ' is' : 's are'} waiting for ${n === 1 ? 'its' : 'their'} turn (${kib(waiting)}); with this one ` +
+            `(${kib(utf8Bytes(arg.content))}) that passes the ${kib(MAX_WAITING_BYTES)} a session holds: send it once they are answered`;
           throw ApplicationFailure.create({ type: QUEUE_FULL, message, nonRetryable: true });
         }
       },

@@ -144,7 +144,7 @@ describe('session lifecycle', () => {
     const full = await berth.api.post(`/v1/sessions/${sid}/messages`, { content: kib(200, 'c') });
     expect(full).toMatchObject({ status: 409, body: { error: { code: 'queue_full' } } });
     expect(full.body.error.message).toBe(
-      '2 messages (400 KiB) are waiting for their turn; with this one (200 KiB) that passes the 512 KiB a session holds: send it once they are answered',
+      '2 messages are waiting for their turn (400 KiB); with this one (200 KiB) that passes the 512 KiB a session holds: send it once they are answered',
     );
     const alone = await berth.api.post(`/v1/sessions/${sid}/messages`, { content: kib(513, 'd') });
     expect(alone).toMatchObject({ status: 400, body: { error: { details: [{ path: 'content', message: 'must be at most 512 KiB (UTF-8)' }] } } });
