@@ -3,7 +3,8 @@ import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import { createApp } from '../api/app.ts';
-import { sweepIdempotencyKeys } from '../api/idempotency.ts';
+import { abandonedAfterMs, sweepIdempotencyKeys } from '../api/idempotency.ts';
+import { failUnstartedSessions } from '../api/unstarted-sessions.ts';
 import { mountDashboard } from '../dashboard/mount.ts';
 import { loadConfig } from '../lib/config.ts';
 import { closeDb } from '../lib/db.ts';
@@ -36,11 +37,17 @@ await eventBus.start();
 const app = createApp({ config, temporal, eventBus, log });
 await mountDashboard(app, log);
 
-// Idempotency keys past their time are deleted now and every hour (every web process may run it).
-const sweep = () =>
+// Now and every hour (every web process may run them): idempotency keys past their time are deleted,
+// and sessions whose creating request died before their workflow started are marked failed (only
+// those older than any such request takes).
+const sweep = () => {
   void sweepIdempotencyKeys()
     .then((count) => count > 0 && log.info('expired idempotency keys deleted', { count }))
     .catch((err: unknown) => log.warn('idempotency key sweep failed', { err }));
+  void failUnstartedSessions(temporal, new Date(Date.now() - abandonedAfterMs()))
+    .then((sessions) => sessions.length > 0 && log.info('marked failed: sessions whose workflow never started', { sessions }))
+    .catch((err: unknown) => log.warn('sweep for sessions whose workflow never started failed', { err }));
+};
 sweep();
 const sweeper = setInterval(sweep, 60 * 60 * 1000).unref();
 const server = serve({ fetch: app.fetch, hostname: config.BERTH_HOST, port: config.PORT }, (info) => {

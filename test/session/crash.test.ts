@@ -194,7 +194,7 @@ describe('SIGKILL of the web process', () => {
         headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json', 'idempotency-key': key },
         body: JSON.stringify({ agent_id: agent.id }),
       });
-    proxy.dropAnswers();
+    proxy.drop('answers');
     const cut = create(web.url).then(
       (res) => `answered ${res.status}`,
       () => 'cut',

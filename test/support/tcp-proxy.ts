@@ -1,11 +1,11 @@
-// A TCP proxy that can stop passing answers on: requests still reach the server, but from then on
-// nothing it sends back reaches the client (dropped, not delayed). Stands in for a process that dies
-// after its request went out and before the answer came back.
+// A TCP proxy that can stop passing bytes on (dropped, not delayed): only the answers, so requests
+// still reach the server and a process dies after its request went out but before the answer came
+// back; or both ways, so a process dies before its request reached the server.
 import net from 'node:net';
 
 export async function tcpProxy(target: string) {
   const [host, port] = target.split(':');
-  let dropping = false;
+  let dropping: 'none' | 'answers' | 'both' = 'none';
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(port), host);
@@ -13,8 +13,8 @@ export async function tcpProxy(target: string) {
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
     }
-    client.pipe(upstream);
-    upstream.on('data', (chunk: Buffer) => dropping || client.write(chunk));
+    client.on('data', (chunk: Buffer) => dropping === 'both' || upstream.write(chunk));
+    upstream.on('data', (chunk: Buffer) => dropping !== 'none' || client.write(chunk));
     client.on('error', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
@@ -23,8 +23,8 @@ export async function tcpProxy(target: string) {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    dropAnswers(): void {
-      dropping = true;
+    drop(what: 'answers' | 'both'): void {
+      dropping = what;
     },
     async close(): Promise<void> {
       for (const s of sockets) s.destroy();
