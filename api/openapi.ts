@@ -30,6 +30,7 @@ type ErrorStatus = keyof typeof errorDescriptions;
 
 const errorResponse = (status: ErrorStatus) => ({ description: errorDescriptions[status], content: { 'application/json': { schema: ErrorSchema } } });
 
+/** The error responses a route documents beyond the 400 and 503 every route() has; 401 always. */
 export function errors(...statuses: ErrorStatus[]) {
   const out: Partial<Record<ErrorStatus, ReturnType<typeof errorResponse>>> = {};
   for (const s of [401, ...statuses] as ErrorStatus[]) out[s] = errorResponse(s);

@@ -120,6 +120,17 @@ export async function endSession(temporal: Client, config: Config, sessionId: st
   }
 }
 
+/** Whether the session's workflow was ever started (it may have closed since). */
+export async function workflowStarted(temporal: Client, sessionId: string): Promise<boolean> {
+  try {
+    await temporal.workflow.getHandle(sessionId).describe();
+    return true;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
+
 /** Signals abort; false when the workflow was no longer running. */
 export async function abortSession(temporal: Client, sessionId: string, reason: string | undefined): Promise<boolean> {
   try {

@@ -3,9 +3,10 @@
 // with one finishes the job: api/idempotency.ts). Nothing would ever answer their messages, yet they
 // would show as active for good. Web processes look for them now and then among recent sessions
 // nothing has happened in yet, and mark those without a workflow failed.
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { db } from '../lib/db.ts';
 import { appendEvents } from '../lib/events.ts';
+import { workflowStarted } from './temporal.ts';
 
 /** How far back a look goes (each web process looks hourly and at its start). */
 const LOOK_BACK_MS = 2 * 60 * 60 * 1000;
@@ -20,14 +21,7 @@ export async function failUnstartedSessions(temporal: Client, createdBefore: Dat
   });
   const failed: string[] = [];
   for (const { id } of rows) {
-    const started = await temporal.workflow.getHandle(id).describe().then(
-      () => true,
-      (err: unknown) => {
-        if (err instanceof WorkflowNotFoundError) return false;
-        throw err;
-      },
-    );
-    if (started) continue;
+    if (await workflowStarted(temporal, id)) continue;
     const { count } = await db().session.updateMany({ where: { id, ...untouched }, data: { status: 'failed' } });
     if (count === 0) continue;
     await appendEvents(id, [{ key: 'session.failed', type: 'session.status', data: { status: 'failed', sandbox: 'none', reason: REASON } }]);

@@ -34,9 +34,8 @@ const CACHED_TRANSCRIPT_BYTES = 64 * 1024 * 1024;
  */
 export async function buildContext(sessionId: string, agent: AgentSpec, turnStart?: QueuedMessage, from = WHOLE_TRANSCRIPT): Promise<ChatMessage[]> {
   const all = await transcript.read(sessionId);
-  const kept = (r: Row) => r.turn > from.turn || (r.turn === from.turn && (r.seq >= from.seq || r.role === 'user'));
-  const rows = all.filter(kept);
-  const stepsLeftOut = all.filter((r) => r.turn === from.turn && r.role === 'assistant' && !kept(r)).length;
+  // Usually everything fits: then the rows are taken as they are, with no pass over them to cut.
+  const { rows, stepsLeftOut } = from === WHOLE_TRANSCRIPT ? { rows: all, stepsLeftOut: 0 } : cut(all, from);
   // The message that starts this turn may be being recorded as this reads; it comes last.
   const missing = turnStart && !rows.some((r) => r.seq === turnStart.seq);
   const system = [agent.systemPrompt, leftOutNote(from, stepsLeftOut)].filter(Boolean).join('\n\n');
@@ -61,6 +60,13 @@ export async function buildContext(sessionId: string, agent: AgentSpec, turnStar
   }
   if (missing) out.push({ role: 'user', content: turnStart.content });
   return out;
+}
+
+/** The rows from `from` on (and its turn's user message), and how many of that turn's steps went. */
+function cut(all: Row[], from: ContextStart): { rows: Row[]; stepsLeftOut: number } {
+  const kept = (r: Row) => r.turn > from.turn || (r.turn === from.turn && (r.seq >= from.seq || r.role === 'user'));
+  const stepsLeftOut = all.filter((r) => r.turn === from.turn && r.role === 'assistant' && !kept(r)).length;
+  return { rows: all.filter(kept), stepsLeftOut };
 }
 
 /**

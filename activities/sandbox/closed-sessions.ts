@@ -43,7 +43,7 @@ export async function settleClosedSessions(temporal: Client, sandboxes: SandboxP
 
 /** Settles one session; false when a newer run of its workflow owns it. */
 async function settle(temporal: Client, sandboxes: SandboxProvider, { id, status }: { id: string; status: string }): Promise<boolean> {
-  // A reset (or a start under the same id) may have a newer run going: that one owns the session.
+  // A reset may have started a newer run: that one owns the session.
   const latest = await temporal.workflow.getHandle(id).describe();
   if (latest.status.name === 'RUNNING') return false;
   if (status === 'ended') {

@@ -198,13 +198,17 @@ export function localSandboxProvider(options: LocalSandboxOptions): LocalSandbox
   return new LocalSandboxProvider(options);
 }
 
-/** Stops every local sandbox under a data dir (workspaces are kept). The supervisor calls it on shutdown. */
+/**
+ * Stops every local sandbox under a data dir (workspaces are kept). The supervisor calls it when it
+ * starts and when it stops. A stopped sandbox leaves none of its pidfile, cgroups record and socket
+ * (`sandboxd stop` removes them; a killed one leaves them), so only those with one are stopped.
+ */
 export async function stopAllLocalSandboxes(dataDir: string, sandboxdBin = defaultSandboxdBin): Promise<void> {
   const root = path.join(path.resolve(dataDir), 'sandboxes');
   const sessions = await fs.readdir(root).catch(() => [] as string[]);
-  await Promise.all(
-    sessions.filter((s) => SESSION_ID.test(s)).map((s) => stopSandbox(sandboxdBin, sandboxPaths(dataDir, s).runDir)),
-  );
+  const all = sessions.filter((s) => SESSION_ID.test(s)).map((s) => sandboxPaths(dataDir, s));
+  const mayRun = (p: Paths) => [path.join(p.runDir, 'pid'), path.join(p.runDir, 'cgroups'), p.socket].some((f) => existsSync(f));
+  await Promise.all(all.filter(mayRun).map((p) => stopSandbox(sandboxdBin, p.runDir)));
 }
 
 async function healthy(client: HttpSandboxdClient, timeoutMs = HEALTH_TIMEOUT_MS): Promise<boolean> {

@@ -48,12 +48,12 @@ async function checkCredentials(teamId: string, ids: string[] | undefined): Prom
 const create = route({
   method: 'post', path: '/agents', tags, summary: 'Create an agent',
   request: { body: jsonBody(AgentCreate), headers: IdempotencyHeaders },
-  responses: { 201: json(Agent, 'The agent'), ...errors(400, 413, 422) },
+  responses: { 201: json(Agent, 'The agent'), ...errors(413, 422) },
 });
 const list = route({
   method: 'get', path: '/agents', tags, summary: 'List agents, newest first',
   request: { query: PageQuery },
-  responses: { 200: json(AgentPage, 'A page of agents'), ...errors(400) },
+  responses: { 200: json(AgentPage, 'A page of agents'), ...errors() },
 });
 const get = route({
   method: 'get', path: '/agents/{id}', tags, summary: 'Get an agent',
@@ -63,7 +63,7 @@ const get = route({
 const patch = route({
   method: 'patch', path: '/agents/{id}', tags, summary: 'Change an agent (new sessions see the change)',
   request: { params: IdParam, body: jsonBody(AgentPatch), headers: IdempotencyHeaders },
-  responses: { 200: json(Agent, 'The agent'), ...errors(400, 404, 413, 422) },
+  responses: { 200: json(Agent, 'The agent'), ...errors(404, 413, 422) },
 });
 const remove = route({
   method: 'delete', path: '/agents/{id}', tags, summary: 'Delete an agent (soft)',

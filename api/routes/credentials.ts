@@ -77,12 +77,12 @@ function interceptionJson(i: InterceptionRow): z.infer<typeof Interception> {
 const create = route({
   method: 'post', path: '/credentials', tags, summary: 'Store a credential (the value is sealed and never returned)',
   request: { body: jsonBody(CredentialCreate), headers: IdempotencyHeaders },
-  responses: { 201: json(Credential, 'The credential, without its value'), ...errors(400, 409, 413, 422) },
+  responses: { 201: json(Credential, 'The credential, without its value'), ...errors(409, 413, 422) },
 });
 const list = route({
   method: 'get', path: '/credentials', tags, summary: 'List credentials, newest first',
   request: { query: PageQuery },
-  responses: { 200: json(CredentialPage, 'A page of credentials'), ...errors(400) },
+  responses: { 200: json(CredentialPage, 'A page of credentials'), ...errors() },
 });
 const get = route({
   method: 'get', path: '/credentials/{id}', tags, summary: 'Get a credential (never its value)',
@@ -92,7 +92,7 @@ const get = route({
 const patch = route({
   method: 'patch', path: '/credentials/{id}', tags, summary: 'Change a credential; a new value is sealed under the current key',
   request: { params: IdParam, body: jsonBody(CredentialPatch), headers: IdempotencyHeaders },
-  responses: { 200: json(Credential, 'The credential'), ...errors(400, 404, 409, 413, 422) },
+  responses: { 200: json(Credential, 'The credential'), ...errors(404, 409, 413, 422) },
 });
 const remove = route({
   method: 'delete', path: '/credentials/{id}', tags, summary: 'Delete a credential (sessions stop getting it within seconds)',
@@ -102,7 +102,7 @@ const remove = route({
 const interceptions = route({
   method: 'get', path: '/sessions/{id}/interceptions', tags: ['sessions'], summary: "The vault proxy's swaps and blocks for a session, oldest first",
   request: { params: IdParam, query: PageQuery },
-  responses: { 200: json(InterceptionPage, 'A page of interceptions'), ...errors(400, 404) },
+  responses: { 200: json(InterceptionPage, 'A page of interceptions'), ...errors(404) },
 });
 
 const duplicateName = (name: string) => new ApiError(409, 'conflict', `a credential named ${name} already exists`);

@@ -26,7 +26,7 @@ const stream = route({
   },
   responses: {
     200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: z.string() } } },
-    ...errors(400, 404),
+    ...errors(404),
   },
 });
 

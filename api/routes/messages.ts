@@ -25,13 +25,13 @@ const post = route({
   responses: {
     200: json(TurnResult, 'With ?wait=true: the turn ended'),
     202: json(MessageAccepted, 'Queued (or, with ?wait=true, timeout_s passed before the turn ended)'),
-    ...errors(400, 404, 409, 413, 503),
+    ...errors(404, 409, 413),
   },
 });
 const list = route({
   method: 'get', path: '/sessions/{id}/messages', tags, summary: 'The transcript, in seq order',
   request: { params: IdParam, query: MessageListQuery },
-  responses: { 200: json(MessagePage, 'A page of messages'), ...errors(400, 404) },
+  responses: { 200: json(MessagePage, 'A page of messages'), ...errors(404) },
 });
 
 function turnResult(type: string, data: Record<string, unknown>) {

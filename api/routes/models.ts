@@ -19,7 +19,7 @@ const list = route({
   method: 'get', path: '/models', tags: ['models'], summary: "The gateway's models (names an agent's `model` may take)",
   responses: {
     200: json(ModelList, 'Model names, sorted'),
-    ...errors(503),
+    ...errors(),
     502: json(ErrorSchema, 'The gateway answered with an error'),
   },
 });

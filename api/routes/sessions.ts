@@ -1,6 +1,5 @@
 // Sessions: each one is a Temporal workflow (id = session id) started here, with a row in Postgres
 // that the workflow's activities keep current (status, sandbox state).
-import { WorkflowNotFoundError } from '@temporalio/common';
 import { db } from '../../lib/db.ts';
 import type { ApiDeps } from '../context.ts';
 import { createRouter } from '../context.ts';
@@ -10,19 +9,19 @@ import { errors, json, jsonBody, route } from '../openapi.ts';
 import { newestFirst, newestFirstAfter, pageOf } from '../pagination.ts';
 import { AbortAccepted, AbortBody, IdParam, IdempotencyHeaders, Session, SessionCreate, SessionCreated, SessionListQuery, SessionPage } from '../schemas.ts';
 import { findSession, isClosed, sessionJson } from '../sessions-data.ts';
-import { abortSession, deadline, endSession, sessionInput, startSession } from '../temporal.ts';
+import { abortSession, deadline, endSession, sessionInput, startSession, workflowStarted } from '../temporal.ts';
 
 const tags = ['sessions'];
 
 const create = route({
   method: 'post', path: '/sessions', tags, summary: 'Start a session (optionally with its first message)',
   request: { body: jsonBody(SessionCreate), headers: IdempotencyHeaders },
-  responses: { 201: json(SessionCreated, 'The session; `message` is set when one was sent'), ...errors(400, 413, 422, 503) },
+  responses: { 201: json(SessionCreated, 'The session; `message` is set when one was sent'), ...errors(413, 422) },
 });
 const list = route({
   method: 'get', path: '/sessions', tags, summary: 'List sessions, newest first',
   request: { query: SessionListQuery },
-  responses: { 200: json(SessionPage, 'A page of sessions'), ...errors(400) },
+  responses: { 200: json(SessionPage, 'A page of sessions'), ...errors() },
 });
 const get = route({
   method: 'get', path: '/sessions/{id}', tags, summary: 'Get a session (status, sandbox state, usage)',
@@ -32,12 +31,12 @@ const get = route({
 const end = route({
   method: 'delete', path: '/sessions/{id}', tags, summary: 'End a session and remove its sandbox (idempotent)',
   request: { params: IdParam, headers: IdempotencyHeaders },
-  responses: { 200: json(Session, 'The ended session'), ...errors(400, 404, 409, 422, 503) },
+  responses: { 200: json(Session, 'The ended session'), ...errors(404, 409, 422) },
 });
 const abort = route({
   method: 'post', path: '/sessions/{id}/abort', tags, summary: "Abort the running turn (queued messages stay)",
   request: { params: IdParam, body: jsonBody(AbortBody, false), headers: IdempotencyHeaders },
-  responses: { 202: json(AbortAccepted, 'Abort requested'), ...errors(400, 404, 409, 413, 422, 503) },
+  responses: { 202: json(AbortAccepted, 'Abort requested'), ...errors(404, 409, 413, 422) },
 });
 
 export function sessionRoutes({ config, temporal }: ApiDeps) {
@@ -45,13 +44,9 @@ export function sessionRoutes({ config, temporal }: ApiDeps) {
 
   /** After a failed start: no row for a workflow that never started; a failed one when we cannot tell. */
   async function settleFailedStart(id: string): Promise<void> {
-    const describe = () => temporal.workflow.getHandle(id).describe();
-    const state = await temporal.withDeadline(deadline(config), describe).then(
-      () => 'started' as const,
-      (e: unknown) => (e instanceof WorkflowNotFoundError ? ('absent' as const) : ('unknown' as const)),
-    );
-    if (state === 'absent') await db().session.delete({ where: { id } });
-    if (state === 'unknown') await db().session.update({ where: { id }, data: { status: 'failed' } });
+    const started = await temporal.withDeadline(deadline(config), () => workflowStarted(temporal, id)).catch(() => undefined);
+    if (started === false) await db().session.delete({ where: { id } });
+    if (started === undefined) await db().session.update({ where: { id }, data: { status: 'failed' } });
   }
 
   app.openapi(create, async (c) => {
