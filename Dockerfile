@@ -4,7 +4,7 @@
 #   node --import tsx bin/worker.ts    the Temporal worker
 #   node --import tsx bin/migrate.ts   pending SQL migrations, before web and worker start
 # The vault proxy runs from it too (the sandbox pod's sidecar).
-# Target `litellm` builds the gateway image with the version bin/setup pins.
+# Target `litellm` builds the gateway image with the packages bin/setup pins (bin/stack/litellm-requirements.txt).
 #   docker build -t berth/platform:dev .
 #   docker build --target litellm -t berth/litellm:dev .
 ARG NODE_VERSION=20.20.2
@@ -21,9 +21,8 @@ RUN PRISMA_SCHEMA_ENGINE_BINARY=/bin/true PRISMA_HIDE_UPDATE_MESSAGE=1 npx prism
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM python:3.12-slim-bookworm AS litellm
-# Keep in step with LITELLM_SPEC in bin/setup.
-ARG LITELLM_SPEC="litellm[proxy]==1.106.2"
-RUN pip install --no-cache-dir --disable-pip-version-check "$LITELLM_SPEC" \
+COPY bin/stack/litellm-requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt \
  && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin litellm
 COPY bin/stack/litellm.yaml /etc/litellm/config.yaml
 ENV LITELLM_TELEMETRY=False LITELLM_LOCAL_MODEL_COST_MAP=True
