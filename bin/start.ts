@@ -1,6 +1,7 @@
 // `npm start`: the embedded stack. Postgres → migrations → Temporal → model server + LiteLLM gateway
 // (unless LITELLM_GATEWAY_URL names one) → worker + web, supervised; Ctrl-C or SIGTERM stops it all
-// in reverse order. Each process logs to <dataDir>/logs/<name>.log; the README lists them.
+// in reverse order. Each process logs to <dataDir>/logs/<name>.log (rotated past BERTH_LOG_MAX_MB);
+// the README lists them.
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../lib/config.ts';
@@ -9,6 +10,7 @@ import { ROOT, startWeb, startWorker } from './stack/berth.ts';
 import { parseStackConfig } from './stack/config.ts';
 import { status } from './stack/console.ts';
 import { startGateway } from './stack/gateway.ts';
+import { rotateLogs } from './stack/log-rotation.ts';
 import { migrate } from './stack/migrations.ts';
 import { startModelServer } from './stack/model-server.ts';
 import { startPostgres } from './stack/postgres.ts';
@@ -26,6 +28,8 @@ const logs = path.join(dataDir, 'logs');
 const logFile = (name: string) => path.join(logs, `${name}.log`);
 const shown = (p: string) => (path.relative(process.cwd(), p).startsWith('..') ? p : path.relative(process.cwd(), p));
 fs.mkdirSync(logs, { recursive: true });
+/** How often the logs' sizes are checked (bin/stack/log-rotation.ts). */
+const LOG_CHECK_MS = 60_000;
 
 const supervisor = new Supervisor();
 let stopping: Promise<void> | undefined;
@@ -106,6 +110,13 @@ try {
     console.log('  Admin key    BERTH_ADMIN_API_KEY from the environment');
   }
   console.log('Ctrl-C stops everything.\n');
+  setInterval(() => {
+    try {
+      for (const file of rotateLogs(logs, stack.BERTH_LOG_MAX_MB * 1024 * 1024)) status('logs', 'info', `rotated ${shown(file)} (the previous part is ${shown(file)}.1)`);
+    } catch (err) {
+      status('logs', 'failed', `could not rotate the logs in ${shown(logs)}: ${(err as Error).message}`);
+    }
+  }, LOG_CHECK_MS).unref();
 } catch (err) {
   status('berth', 'failed', (err as Error).message);
   await shutdown(1);

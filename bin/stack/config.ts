@@ -1,4 +1,4 @@
-// The embedded stack's own settings (ports of the processes `npm start` runs); Berth's processes
+// The embedded stack's own settings (ports of the processes `npm start` runs, log sizes); Berth's processes
 // read theirs through lib/config.ts. Both are documented in .env.example.
 import { z } from 'zod';
 
@@ -10,6 +10,8 @@ export const stackSchema = z.object({
   BERTH_TEMPORAL_UI_PORT: port(8233),
   BERTH_GATEWAY_PORT: port(4000),
   BERTH_MODEL_SERVER_PORT: port(4010),
+  /** A process's log past this many MiB is moved to <name>.log.1 and started afresh. */
+  BERTH_LOG_MAX_MB: z.coerce.number().int().min(1).default(100),
 });
 export type StackConfig = z.infer<typeof stackSchema>;
 
