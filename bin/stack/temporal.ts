@@ -62,7 +62,11 @@ export async function startTemporal(opts: TemporalOptions): Promise<TemporalHand
   await assertPortFree(opts.port, 'Temporal');
   await assertPortFree(opts.uiPort, 'the Temporal Web UI');
   const [command, ...args] = await temporalCommand({ ...opts, dbFile });
-  const child = spawnLogged({ name: 'temporal', command: command!, args, logPath, stopSignal: 'SIGTERM' });
+  // One Go scheduler thread: the dev server shares a small machine with every other process, and
+  // much of a turn's time in it is hand-offs between goroutines, which one thread makes without
+  // waking another: quicker per message and less CPU under load (DEVELOPERS.md). GOMAXPROCS overrides.
+  const env = { ...process.env, GOMAXPROCS: process.env.GOMAXPROCS ?? '1' };
+  const child = spawnLogged({ name: 'temporal', command: command!, args, env, logPath, stopSignal: 'SIGTERM' });
   const address = `127.0.0.1:${opts.port}`;
   await waitReady(child, () => namespaceReady(address, namespace), 60_000);
   return Object.assign(child, { address, uiUrl: `http://127.0.0.1:${opts.uiPort}`, namespace, dbFile });
