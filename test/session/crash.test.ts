@@ -42,52 +42,46 @@ async function transcript(sid: string): Promise<any[]> {
   return (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data;
 }
 
+/** A new session whose turn runs a command of `sleepS` seconds that notes each run in runs.log; returns once it has started. */
+async function sessionInLongCommand(label: string, sleepS: number): Promise<string> {
+  const model = berth.model(label);
+  await berth.script(model, [
+    { tool_calls: [{ name: 'bash', arguments: { command: `echo started >> runs.log; sleep ${sleepS}; echo finished` } }] },
+    { text: 'the command finished' },
+  ]);
+  const sid = await berth.newSession(model);
+  await berth.sendUntilToolStarted(sid, 'run it');
+  return sid;
+}
+
+/** The turn of sessionInLongCommand completes with the command's output, every event once, the command run once; returns the events. */
+async function expectLongCommandRanOnce(sid: string): Promise<SseEvent[]> {
+  const events = await berth.api.events(sid, { until: (e) => e.type.startsWith('turn.'), timeoutMs: 60_000 });
+  expect(events.at(-1)?.type).toBe('turn.completed');
+  assertOrderedOnce(events);
+  expect(await readFile(berth.workspace(sid, 'runs.log'), 'utf8')).toBe('started\n');
+  const t = await transcript(sid);
+  expect(t.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
+  expect(t[2].content).toBe('finished\n');
+  return events;
+}
+
 describe('SIGKILL of the worker', () => {
   it('during a long tool call: a new worker attaches to the running command; it runs once', async () => {
-    const model = berth.model('kill-tool');
-    await berth.script(model, [
-      { tool_calls: [{ name: 'bash', arguments: { command: 'echo started >> runs.log; sleep 4; echo finished' } }] },
-      { text: 'the command finished' },
-    ]);
-    const sid = await berth.newSession(model);
-    const all: SseEvent[] = [];
-    const seen = berth.api.events(sid, { until: (e) => e.type === 'tool.started', onEvent: (e) => all.push(e) });
-    await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'run it' });
-    await seen;
+    const sid = await sessionInLongCommand('kill-tool', 4);
     await new Promise((r) => setTimeout(r, 500));
     berth.killWorker();
     await berth.startWorker();
 
-    const events = await berth.api.events(sid, { until: (e) => e.type.startsWith('turn.'), timeoutMs: 60_000 });
-    expect(events.at(-1)?.type).toBe('turn.completed');
-    assertOrderedOnce(events);
+    const events = await expectLongCommandRanOnce(sid);
     expect(events.filter((e) => e.type === 'tool.started')).toHaveLength(1);
     expect(events.filter((e) => e.type === 'tool.finished')).toHaveLength(1);
-    expect(await readFile(berth.workspace(sid, 'runs.log'), 'utf8')).toBe('started\n');
-    const t = await transcript(sid);
-    expect(t.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
-    expect(t[2].content).toBe('finished\n');
   });
 
   it('a deploy (SIGTERM, then a new worker) during a tool call longer than the grace time: the command runs on, once', async () => {
-    const model = berth.model('deploy-tool');
-    await berth.script(model, [
-      { tool_calls: [{ name: 'bash', arguments: { command: 'echo started >> runs.log; sleep 6; echo finished' } }] },
-      { text: 'the command finished' },
-    ]);
-    const sid = await berth.newSession(model);
-    const seen = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
-    await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'run it' });
-    await seen;
+    const sid = await sessionInLongCommand('deploy-tool', 6);
     await berth.replaceWorker(); // the old worker's 2 s grace ends before the command does
-
-    const events = await berth.api.events(sid, { until: (e) => e.type.startsWith('turn.'), timeoutMs: 60_000 });
-    expect(events.at(-1)?.type).toBe('turn.completed');
-    assertOrderedOnce(events);
-    expect(await readFile(berth.workspace(sid, 'runs.log'), 'utf8')).toBe('started\n');
-    const t = await transcript(sid);
-    expect(t.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
-    expect(t[2].content).toBe('finished\n');
+    await expectLongCommandRanOnce(sid);
   });
 
   it('during a streaming model step: the step is retried, the reply is recorded once', async () => {
@@ -136,9 +130,7 @@ describe('SIGKILL of the sandbox', () => {
       { text: 'recovered' },
     ]);
     const sid = await berth.newSession(model);
-    const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
-    await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'go' });
-    await started;
+    await berth.sendUntilToolStarted(sid, 'go');
     await new Promise((r) => setTimeout(r, 300));
     await berth.killSandbox(sid);
     const events = await berth.api.events(sid, { until: (e) => e.type.startsWith('turn.'), timeoutMs: 60_000 });

@@ -29,9 +29,7 @@ describe('session lifecycle', () => {
       ],
     });
     const sid = await berth.newSession(model);
-    const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
-    await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'do the long thing' });
-    await started;
+    await berth.sendUntilToolStarted(sid, 'do the long thing');
     await expect.poll(() => hostProcesses('sleep 987').length, { timeout: 10_000 }).toBeGreaterThan(0);
 
     const aborted = await berth.api.post(`/v1/sessions/${sid}/abort`, {});
@@ -135,9 +133,7 @@ describe('session lifecycle', () => {
     // Enough turns that the run continues as new (at 100 events here) while the big messages wait.
     for (let i = 0; i < 7; i++) expect((await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: `quick ${i}` })).status).toBe(200);
     const firstRun = (await handle.describe()).runId;
-    const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
-    await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'be slow' });
-    await started;
+    await berth.sendUntilToolStarted(sid, 'be slow');
 
     const kib = (n: number, tag: string) => `quick ${tag} ${'x'.repeat(n * 1024 - 9)}`;
     for (const tag of ['a', 'b']) expect((await berth.api.post(`/v1/sessions/${sid}/messages`, { content: kib(200, tag) })).status).toBe(202);

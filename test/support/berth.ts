@@ -62,6 +62,12 @@ export async function startBerth(opts: BerthOptions) {
       const agent = await createAgent({ model });
       return (await api.post('/v1/sessions', { agent_id: agent.id })).body.id as string;
     },
+    /** Sends `content` to the session and returns once its turn's first tool call has started. */
+    async sendUntilToolStarted(sessionId: string, content: string): Promise<void> {
+      const started = api.events(sessionId, { until: (e) => e.type === 'tool.started' });
+      await api.post(`/v1/sessions/${sessionId}/messages`, { content });
+      await started;
+    },
     workspace: (sessionId: string, file = '') => path.join(sandboxPaths(t.dataDir, sessionId).workspace, file),
     /** SIGKILL to the worker's whole process group: no shutdown hooks run. */
     killWorker(): void {

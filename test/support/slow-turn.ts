@@ -13,9 +13,7 @@ export async function sessionInSlowTurn(berth: Berth, label: string): Promise<st
     ],
   });
   const sid = await berth.newSession(model);
-  const started = berth.api.events(sid, { until: (e) => e.type === 'tool.started' });
-  await berth.api.post(`/v1/sessions/${sid}/messages`, { content: 'be slow' });
-  await started;
+  await berth.sendUntilToolStarted(sid, 'be slow');
   return sid;
 }
 
