@@ -1,12 +1,13 @@
 // The real LiteLLM proxy of the test stack forwards to the scripted model: streaming, tool calls,
 // usage, the model name without its `scripted/` prefix, and the demo route of the checked-in config.
 // It routes a real provider only when that provider's key is set.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { describe, expect, inject, it } from 'vitest';
 import YAML from 'yaml';
-import { GATEWAY_CONFIG, TEST_GATEWAY_CONFIG } from '../../bin/stack/gateway.ts';
+import { GATEWAY_CONFIG, LITELLM_BIN, TEST_GATEWAY_CONFIG } from '../../bin/stack/gateway.ts';
 import { loadGatewayConfig, writeGatewayConfig } from '../../bin/stack/gateway-config.ts';
 import { tempDirForTest } from '../support/temp.ts';
 import { modelRequests, registerScript } from '../support/processes.ts';
@@ -78,6 +79,12 @@ describe('LiteLLM gateway', () => {
       (err: InstanceType<typeof OpenAI.APIError>) => err.status,
     );
     expect([400, 401]).toContain(refused);
+  });
+
+  it('runs on CPython 3.12 or later, where a collection inside ContextVar.set cannot crash it (cpython gh-148891)', () => {
+    const python = path.join(path.dirname(LITELLM_BIN), 'python');
+    const [major, minor] = execFileSync(python, ['-c', 'import sys; print(*sys.version_info[:2])']).toString().trim().split(' ').map(Number);
+    expect(major! * 100 + minor!).toBeGreaterThanOrEqual(312);
   });
 
   it('lists the demo model and no provider whose key is unset', async () => {
