@@ -25,6 +25,9 @@ export class Supervisor {
   private entries: Array<Entry | Stoppable> = [];
   private stopping = false;
 
+  /** report: where a process event goes (npm start's console lines by default). */
+  constructor(private readonly report: typeof status = status) {}
+
   /** Starts a supervised child and waits until start() reports it ready. */
   async add<T extends ChildHandle>(name: string, start: () => Promise<T>): Promise<T> {
     const entry: Entry = { name, start, restarts: 0 };
@@ -53,7 +56,7 @@ export class Supervisor {
       const delay = BACKOFF_MS[Math.min(entry.restarts, BACKOFF_MS.length - 1)]!;
       entry.restarts++;
       const why = signal ? `signal ${signal}` : `exit code ${code}`;
-      status(entry.name, 'crashed', `${why}; restart #${entry.restarts} in ${delay} ms (log: ${handle.logPath})`);
+      this.report(entry.name, 'crashed', `${why}; restart #${entry.restarts} in ${delay} ms (log: ${handle.logPath})`);
       fs.appendFileSync(handle.logPath, `--- ${new Date().toISOString()} supervisor: exited (${why}), restart #${entry.restarts} in ${delay} ms\n`);
       entry.timer = setTimeout(() => void this.restart(entry), delay);
     });
@@ -65,11 +68,11 @@ export class Supervisor {
       const handle = await entry.start();
       if (this.stopping) return void (await handle.stop());
       entry.current = handle;
-      status(entry.name, 'restarted', `pid ${handle.pid}`);
+      this.report(entry.name, 'restarted', `pid ${handle.pid}`);
       this.watch(entry, handle);
     } catch (err) {
       const delay = BACKOFF_MS[Math.min(entry.restarts++, BACKOFF_MS.length - 1)]!;
-      status(entry.name, 'crashed', `restart failed: ${(err as Error).message.split('\n')[0]}; next try in ${delay} ms`);
+      this.report(entry.name, 'crashed', `restart failed: ${(err as Error).message.split('\n')[0]}; next try in ${delay} ms`);
       entry.timer = setTimeout(() => void this.restart(entry), delay);
     }
   }
@@ -83,9 +86,9 @@ export class Supervisor {
         if (!entry.current) continue;
         await entry.current.stop().catch(() => {});
       } else {
-        await entry.stop().catch((err: Error) => status(entry.name, 'failed', err.message));
+        await entry.stop().catch((err: Error) => this.report(entry.name, 'failed', err.message));
       }
-      status(entry.name, 'stopped');
+      this.report(entry.name, 'stopped');
     }
   }
 }
