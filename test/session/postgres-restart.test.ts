@@ -1,32 +1,22 @@
 // PostgreSQL killed (SIGKILL) in the middle of a turn and started again on the same data directory:
 // the turn completes, an event stream opened before the crash delivers every event once, in order,
 // without reconnecting, and the API answers 503 (retry) rather than 500 while Postgres is down. This file runs its own Postgres so other files are not disturbed.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { migrate } from '../../bin/stack/migrations.ts';
-import { freePort } from '../../bin/stack/ports.ts';
-import { startPostgres, type PostgresHandle } from '../../bin/stack/postgres.ts';
 import { assertOrderedOnce } from '../support/assertions.ts';
 import { startBerth, type Berth } from '../support/berth.ts';
+import { ownPostgres, type OwnPostgres } from '../support/own-postgres.ts';
 import { expectSessionCarriesOn, sessionInSlowTurn } from '../support/slow-turn.ts';
 
-let pg: PostgresHandle;
+let db: OwnPostgres;
 let berth: Berth;
-let options: Parameters<typeof startPostgres>[0];
 
 beforeAll(async () => {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'berth-postgres-restart-'));
-  options = { dataDir, port: await freePort() };
-  pg = await startPostgres(options);
-  await migrate(pg.url);
-  berth = await startBerth({ name: 'postgres-restart', env: { DATABASE_URL: pg.url } });
+  db = await ownPostgres('postgres-restart');
+  berth = await startBerth({ name: 'postgres-restart', env: { DATABASE_URL: db.pg.url } });
 });
 afterAll(async () => {
   await berth?.stop();
-  await pg?.stop();
-  if (options) await rm(options.dataDir, { recursive: true, force: true });
+  await db?.remove();
 });
 
 it('carries on after Postgres is killed mid-turn and restarted; a stream opened before sees every event once', async () => {
@@ -43,8 +33,8 @@ it('carries on after Postgres is killed mid-turn and restarted; a stream opened 
   });
   await live;
 
-  process.kill(-pg.pid, 'SIGKILL'); // the postmaster and every backend: no shutdown of its own
-  await pg.exited;
+  process.kill(-db.pg.pid, 'SIGKILL'); // the postmaster and every backend: no shutdown of its own
+  await db.pg.exited;
   const downSince = Date.now();
   // Meanwhile the API says so in a way a client knows to retry: 503, not 500.
   for (const res of [await berth.api.get(`/v1/sessions/${sid}`), await berth.api.post('/v1/agents', { name: 'while down', model: 'm' })]) {
@@ -52,7 +42,7 @@ it('carries on after Postgres is killed mid-turn and restarted; a stream opened 
   }
   // Down for longer than a first reconnect's wait.
   await new Promise((r) => setTimeout(r, Math.max(0, 2_000 - (Date.now() - downSince))));
-  pg = await startPostgres(options);
+  await db.restart();
 
   await expectSessionCarriesOn(berth, sid);
   const events = await stream;

@@ -1,36 +1,27 @@
 // A web process killed before it could start a session's workflow, on a request without an
 // Idempotency-Key, leaves a row that no workflow will ever answer for; the web processes' sweep
 // marks it failed. This file runs its own Postgres, since the sweep looks at every recent session.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { failUnstartedSessions } from '../../api/unstarted-sessions.ts';
-import { migrate } from '../../bin/stack/migrations.ts';
-import { freePort } from '../../bin/stack/ports.ts';
-import { startPostgres, type PostgresHandle } from '../../bin/stack/postgres.ts';
 import { closeDb } from '../../lib/db.ts';
 import { startBerth, type Berth } from '../support/berth.ts';
+import { ownPostgres, type OwnPostgres } from '../support/own-postgres.ts';
 import { TEST_ADMIN_KEY } from '../support/processes.ts';
 import { tcpProxy } from '../support/tcp-proxy.ts';
 
-let pg: PostgresHandle;
+let db: OwnPostgres;
 let berth: Berth;
-let dataDir: string;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(path.join(os.tmpdir(), 'berth-unstarted-'));
-  pg = await startPostgres({ dataDir, port: await freePort() });
-  await migrate(pg.url);
-  process.env.DATABASE_URL = pg.url; // for failUnstartedSessions here
-  berth = await startBerth({ name: 'unstarted', env: { DATABASE_URL: pg.url } });
+  db = await ownPostgres('unstarted');
+  process.env.DATABASE_URL = db.pg.url; // for failUnstartedSessions here
+  berth = await startBerth({ name: 'unstarted', env: { DATABASE_URL: db.pg.url } });
 });
 afterAll(async () => {
   await berth?.stop();
   await closeDb();
-  await pg?.stop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await db?.remove();
 });
 
 it('marks failed a session whose creating web process died before its workflow started, and leaves the others', async () => {
