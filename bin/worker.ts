@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
-import { settleClosedSessions } from '../activities/sandbox/closed-sessions.ts';
+import { closedSessionSweep } from '../activities/sandbox/closed-sessions.ts';
 import { sandboxProvider } from '../activities/sandbox/index.ts';
 import { reportStoppedSandboxes } from '../activities/sandbox/report-stopped.ts';
 import { loadConfig } from '../lib/config.ts';
@@ -73,8 +73,9 @@ if (config.BERTH_SANDBOX_BACKEND === 'local') {
   );
 }
 // Each sweep starts BERTH_CLOSED_SESSION_SWEEP_S after the last one ended.
+const settleClosedSessions = closedSessionSweep(client, sandboxes, config.BERTH_TASK_QUEUE);
 const sweep = (): void => {
-  settleClosedSessions(client, sandboxes, config.BERTH_TASK_QUEUE)
+  settleClosedSessions()
     .then(
       ({ settled, failed }) => {
         if (settled.length > 0) log.info('settled sessions whose workflow closed without ending them', { sessions: settled });

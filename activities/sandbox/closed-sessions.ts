@@ -4,6 +4,7 @@
 // its owner deletes it (the API marks the row ended), the sandbox and workspace are removed, as
 // DELETE does for a live session.
 import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/common';
 import { db } from '../../lib/db.ts';
 import { appendEvents } from '../../lib/events.ts';
 import { SESSION_WORKFLOW_TYPE } from '../../workflows/messages.ts';
@@ -16,45 +17,79 @@ export interface SweepResult {
 }
 
 /**
- * Stops or removes the sandbox of each session on this task queue (the sessions whose sandboxes
- * this worker's provider holds) whose workflow closed without ending it.
+ * How far before the last sweep a sweep looks for closed workflows: the visibility store that
+ * answers the listing may show a close this much later (Elasticsearch within seconds).
  */
-export async function settleClosedSessions(temporal: Client, sandboxes: SandboxProvider, taskQueue: string): Promise<SweepResult> {
-  const query =
-    `WorkflowType = '${SESSION_WORKFLOW_TYPE}' AND TaskQueue = '${taskQueue}' ` +
-    `AND ExecutionStatus IN ('Terminated', 'Failed', 'TimedOut', 'Canceled')`;
-  const ids = new Set<string>(); // a workflow id comes once per closed run
-  for await (const run of temporal.workflow.list({ query })) ids.add(run.workflowId);
-  // One read for all of them, of those not settled already (most were, by an earlier sweep).
-  const unsettled = ids.size === 0 ? [] : await db().session.findMany({
-    where: { id: { in: [...ids] }, sandboxState: { not: 'removed' }, OR: [{ status: { not: 'failed' } }, { sandboxState: 'running' }] },
-    select: { id: true, status: true },
-  });
-  const result: SweepResult = { settled: [], failed: [] };
-  for (const row of unsettled) {
-    try {
-      if (await settle(temporal, sandboxes, row)) result.settled.push(row.id);
-    } catch (err) {
-      result.failed.push({ session: row.id, err });
+const VISIBILITY_LAG_MS = 5 * 60 * 1000;
+
+/** The sandbox states of a session that still has a sandbox or workspace somewhere. */
+const HOLDS_A_SANDBOX = ['starting', 'running', 'hibernated', 'recreating'];
+
+/**
+ * A sweep over the sessions of this task queue (the sessions whose sandboxes this worker's provider
+ * holds) whose workflow closed without ending them. The first sweep looks at every closed workflow
+ * Temporal still keeps, since the worker may have been down a while; each later one only at those
+ * closed since the sweep before. Deleted sessions are found in Postgres, so one deleted after
+ * Temporal dropped its workflow's history (its retention) loses its sandbox too.
+ */
+export function closedSessionSweep(temporal: Client, sandboxes: SandboxProvider, taskQueue: string): () => Promise<SweepResult> {
+  let lastSweep: Date | undefined;
+  let retry = new Set<string>();
+
+  return async function sweep() {
+    const startedAt = new Date();
+    const closed = await closedSince(temporal, taskQueue, lastSweep && new Date(lastSweep.getTime() - VISIBILITY_LAG_MS));
+    const deleted = await db().session.findMany({ where: { status: 'ended', sandboxState: { in: HOLDS_A_SANDBOX } }, select: { id: true } });
+    const ids = [...new Set([...closed, ...retry, ...deleted.map((r) => r.id)])];
+    // One read for all of them, of those not settled already (an earlier sweep may have).
+    const unsettled = ids.length === 0 ? [] : await db().session.findMany({
+      where: { id: { in: ids }, sandboxState: { not: 'removed' }, OR: [{ status: { not: 'failed' } }, { sandboxState: 'running' }] },
+      select: { id: true, status: true },
+    });
+    const result: SweepResult = { settled: [], failed: [] };
+    for (const row of unsettled) {
+      try {
+        if (await settle(temporal, sandboxes, taskQueue, row)) result.settled.push(row.id);
+      } catch (err) {
+        result.failed.push({ session: row.id, err });
+      }
     }
-  }
-  return result;
+    retry = new Set(result.failed.map((f) => f.session));
+    lastSweep = startedAt;
+    return result;
+  };
 }
 
-/** Settles one session; false when a newer run of its workflow owns it. */
-async function settle(temporal: Client, sandboxes: SandboxProvider, { id, status }: { id: string; status: string }): Promise<boolean> {
-  // A reset may have started a newer run: that one owns the session.
-  const latest = await temporal.workflow.getHandle(id).describe();
-  if (latest.status.name === 'RUNNING') return false;
+/** The ids of this task queue's session workflows that closed without ending their session (since `after`, if given). */
+async function closedSince(temporal: Client, taskQueue: string, after?: Date): Promise<Set<string>> {
+  const query =
+    `WorkflowType = '${SESSION_WORKFLOW_TYPE}' AND TaskQueue = '${taskQueue}' ` +
+    `AND ExecutionStatus IN ('Terminated', 'Failed', 'TimedOut', 'Canceled')` +
+    (after ? ` AND CloseTime > '${after.toISOString()}'` : '');
+  const ids = new Set<string>(); // a workflow id comes once per closed run
+  for await (const run of temporal.workflow.list({ query })) ids.add(run.workflowId);
+  return ids;
+}
+
+/** Settles one session; false when a run of its workflow still owns it, or another task queue's does. */
+async function settle(temporal: Client, sandboxes: SandboxProvider, taskQueue: string, { id, status }: { id: string; status: string }): Promise<boolean> {
+  // A reset may have started a newer run: that one owns the session. None left: Temporal's
+  // retention dropped the history of one that closed long ago.
+  const latest = await temporal.workflow.getHandle(id).describe().catch((err: unknown) => {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  });
+  if (latest?.status.name === 'RUNNING' || (latest && latest.taskQueue !== taskQueue)) return false;
   if (status === 'ended') {
     await sandboxes.destroy(id);
     await db().session.update({ where: { id }, data: { sandboxState: 'removed' } });
     await appendEvents(id, [{ key: 'session.ended', type: 'session.status', data: { status: 'ended', sandbox: 'removed' } }]);
-  } else {
-    await sandboxes.hibernate(id);
-    await db().session.update({ where: { id }, data: { status: 'failed', sandboxState: 'hibernated' } });
-    const reason = `its workflow is ${latest.status.name.toLowerCase().replace('_', ' ')}`; // terminated, failed, timed out
-    await appendEvents(id, [{ key: 'session.failed', type: 'session.status', data: { status: 'failed', sandbox: 'hibernated', reason } }]);
+    return true;
   }
+  if (!latest) return false; // not deleted, and nothing left to say why its workflow closed: it stays as it is
+  await sandboxes.hibernate(id);
+  await db().session.update({ where: { id }, data: { status: 'failed', sandboxState: 'hibernated' } });
+  const reason = `its workflow is ${latest.status.name.toLowerCase().replace('_', ' ')}`; // terminated, failed, timed out
+  await appendEvents(id, [{ key: 'session.failed', type: 'session.status', data: { status: 'failed', sandbox: 'hibernated', reason } }]);
   return true;
 }

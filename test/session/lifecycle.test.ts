@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startBerth, type Berth } from '../support/berth.ts';
 import { assertOrderedOnce } from '../support/assertions.ts';
 
@@ -195,5 +195,29 @@ describe('session lifecycle', () => {
     expect((await berth.api.delete(`/v1/sessions/${sid}`)).status).toBe(200);
     await expect.poll(async () => (await berth.api.get(`/v1/sessions/${sid}`)).body, { timeout: 20_000 }).toMatchObject({ status: 'ended', sandbox_state: 'removed' });
     expect(existsSync(berth.workspace(sid))).toBe(false);
+  });
+
+  it('a session deleted after Temporal dropped its closed workflow still loses its sandbox and workspace', { timeout: 120_000 }, async () => {
+    const model = berth.model('forgotten');
+    await berth.script(model, [{ tool_calls: [{ name: 'bash', arguments: { command: 'touch here' } }] }, { text: 'done' }]);
+    const sid = await berth.newSession(model);
+    await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'hi' });
+
+    const connection = await Connection.connect({ address: berth.temporalAddress });
+    const temporal = new Client({ connection, namespace: inject('temporalNamespace') });
+    await temporal.workflow.getHandle(sid).terminate('stopped by an operator');
+    await berth.api.events(sid, { until: (e) => e.type === 'session.status' && e.data.status === 'failed', timeoutMs: 20_000 });
+    // What the namespace's retention does to a closed workflow, as `temporal workflow delete` does. The
+    // server deletes it once it has saved its task queues' progress, every 30 s by default.
+    await temporal.workflowService.deleteWorkflowExecution({ namespace: inject('temporalNamespace'), workflowExecution: { workflowId: sid } });
+    await expect.poll(async () => (await temporal.workflow.count(`WorkflowId = '${sid}'`)).count, { timeout: 60_000, interval: 1_000 }).toBe(0);
+    await connection.close();
+    expect(existsSync(berth.workspace(sid, 'here'))).toBe(true);
+
+    expect((await berth.api.delete(`/v1/sessions/${sid}`)).status).toBe(200);
+    await expect.poll(async () => (await berth.api.get(`/v1/sessions/${sid}`)).body, { timeout: 20_000 }).toMatchObject({ status: 'ended', sandbox_state: 'removed' });
+    expect(existsSync(berth.workspace(sid))).toBe(false);
+    const events = await berth.api.events(sid, { until: (e) => e.type === 'session.status' && e.data.status === 'ended' });
+    expect(events.at(-1)!.data).toEqual({ status: 'ended', sandbox: 'removed' });
   });
 });
