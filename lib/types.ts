@@ -53,6 +53,8 @@ export interface CarriedState {
 export interface ContextStart {
   turn: number;
   seq: number;
+  /** Set once even that turn's latest step did not fit: its tool results are cut to this many characters. */
+  toolResultChars?: number;
 }
 
 export interface SessionInput {

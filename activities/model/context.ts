@@ -2,6 +2,7 @@
 // session's last step on this worker.
 import { db } from '../../lib/db.ts';
 import type { AgentSpec, ContextStart, QueuedMessage, ToolCall } from '../../lib/types.ts';
+import { truncate } from '../tools/output.ts';
 import type { ChatMessage } from './gateway.ts';
 
 /** What the model is told for a tool call that never got a result (its turn was aborted or failed). */
@@ -22,6 +23,15 @@ export function leftOutNote(from: ContextStart, stepsLeftOut: number): string {
   return `[${what.charAt(0).toUpperCase()}${what.slice(1)} ${one ? 'is' : 'are'} left out: ${one ? 'it no longer fits' : 'they no longer fit'} the model's context window.]`;
 }
 
+/** What the model is told about tool results cut shorter than they were recorded ('' for none). */
+export function shortenedNote(from: ContextStart): string {
+  if (from.toolResultChars === undefined) return '';
+  return `[The tool results of turn ${from.turn} are cut to ${from.toolResultChars} characters each, their middle left out: whole, they no longer fit the model's context window.]`;
+}
+
+/** A tool result is cut no shorter than this: with less left, the turn fails instead. */
+const SHORTEST_TOOL_RESULT = 500;
+
 /** How much transcript text the worker keeps for its sessions' next steps (least recently used goes first). */
 const CACHED_TRANSCRIPT_BYTES = 64 * 1024 * 1024;
 
@@ -38,12 +48,16 @@ export async function buildContext(sessionId: string, agent: AgentSpec, turnStar
   const { rows, stepsLeftOut } = from === WHOLE_TRANSCRIPT ? { rows: all, stepsLeftOut: 0 } : cut(all, from);
   // The message that starts this turn may be being recorded as this reads; it comes last.
   const missing = turnStart && !rows.some((r) => r.seq === turnStart.seq);
-  const system = [agent.systemPrompt, leftOutNote(from, stepsLeftOut)].filter(Boolean).join('\n\n');
+  const system = [agent.systemPrompt, leftOutNote(from, stepsLeftOut), shortenedNote(from)].filter(Boolean).join('\n\n');
+  const { toolResultChars } = from;
   const out: ChatMessage[] = system ? [{ role: 'system', content: system }] : [];
   const answered = new Set(rows.filter((r) => r.role === 'tool').map((r) => r.toolCallId));
   for (const r of rows) {
     if (r.role === 'user') out.push({ role: 'user', content: r.content });
-    else if (r.role === 'tool') out.push({ role: 'tool', tool_call_id: r.toolCallId ?? '', content: r.content });
+    else if (r.role === 'tool') {
+      const cutShort = toolResultChars !== undefined && r.turn === from.turn;
+      out.push({ role: 'tool', tool_call_id: r.toolCallId ?? '', content: cutShort ? truncate(r.content, toolResultChars) : r.content });
+    }
     else {
       const calls = (r.toolCalls as ToolCall[] | null) ?? [];
       out.push({
@@ -71,13 +85,18 @@ function cut(all: Row[], from: ContextStart): { rows: Row[]; stepsLeftOut: numbe
 
 /**
  * A shorter start for a context that did not fit, or null when nothing more can go: first the older
- * half of the earlier turns, then, within the turn being answered, the older half of its steps.
+ * half of the earlier turns, then, within the turn being answered, the older half of its steps, then
+ * half of the longest of its tool results left (a small model's window can hold less than one).
  */
 export async function shorterContext(sessionId: string, from: ContextStart, turn: number): Promise<ContextStart | null> {
   if (from.turn < turn) return { turn: from.turn + Math.ceil((turn - from.turn) / 2), seq: 0 };
-  const steps = (await transcript.read(sessionId)).filter((r) => r.turn === turn && r.role === 'assistant' && r.seq >= from.seq);
+  const kept = (await transcript.read(sessionId)).filter((r) => r.turn === turn && r.seq >= from.seq);
+  const steps = kept.filter((r) => r.role === 'assistant');
   // The newest step (its tool results are what the model is asked about) always stays.
-  return steps.length > 1 ? { turn, seq: steps[Math.floor(steps.length / 2)]!.seq } : null;
+  if (steps.length > 1) return { ...from, seq: steps[Math.floor(steps.length / 2)]!.seq };
+  const longest = Math.max(0, ...kept.filter((r) => r.role === 'tool').map((r) => Math.min(r.content.length, from.toolResultChars ?? Infinity)));
+  const chars = Math.floor(longest / 2);
+  return chars >= SHORTEST_TOOL_RESULT ? { ...from, toolResultChars: chars } : null;
 }
 
 const ROW = { turn: true, seq: true, role: true, content: true, toolCalls: true, toolCallId: true } as const;

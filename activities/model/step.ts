@@ -88,8 +88,8 @@ export function makeModelStep(config: Config) {
           reply = await ask(messages);
         } catch (err) {
           if (!(err instanceof ContextWindowExceeded)) throw err;
-          // Leave out older turns, then older steps of this one (a step with its tool results), and ask
-          // again; the workflow starts the session's next steps there too.
+          // Leave out older turns, then older steps of this one (a step with its tool results), then cut
+          // its tool results shorter, and ask again; the workflow starts the session's next steps there too.
           const shorter = await shorterContext(sessionId, from, turn);
           if (!shorter) {
             const message = `the model's context window cannot hold even this turn's message and latest step: ${err.message}`;

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { leftOutNote } from '../../activities/model/context.ts';
+import { leftOutNote, shortenedNote } from '../../activities/model/context.ts';
 import { ROOT } from '../../bin/stack/berth.ts';
 import { freePort } from '../../bin/stack/ports.ts';
 import { startBerth, type Berth } from '../support/berth.ts';
@@ -169,6 +169,30 @@ describe('a conversation with tool calls', () => {
     const alone = await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: `too long ${'.'.repeat(4_000)}` });
     expect(alone.body).toMatchObject({ outcome: 'failed' });
     expect(alone.body.error).toMatch(/^the model's context window cannot hold even this turn's message and latest step: model gateway answered 400: .*ContextWindowExceededError/);
+  });
+
+  it("cuts a tool result too long for the model's window to its head and tail, says so, and the turn goes on", async () => {
+    const model = berth.model('small-window');
+    // The output of `seq 1 3000` is 13,893 characters; the window holds 3,000.
+    await berth.script(model, {
+      context_window_chars: 3_000,
+      rules: [{ steps: [{ tool_calls: [{ name: 'bash', arguments: { command: 'seq 1 3000' } }] }, { text: 'counted' }] }],
+    });
+    const sid = await berth.newSession(model);
+    expect((await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'count' })).body).toMatchObject({ outcome: 'completed', text: 'counted' });
+
+    const results = (await berth.requests(model)).map((r: any) => r.messages.find((m: any) => m.role === 'tool')?.content.length);
+    // Refused whole, then asked with the result cut to half of it, and half again, until it fits.
+    expect(results).toEqual([undefined, 13_893, expect.any(Number), expect.any(Number), expect.any(Number)]);
+    const last = (await berth.requests(model)).at(-1) as any;
+    const result = last.messages.find((m: any) => m.role === 'tool').content as string;
+    expect(result.startsWith('1\n2\n3\n')).toBe(true);
+    expect(result.endsWith('2999\n3000\n')).toBe(true);
+    expect(result).toMatch(/\[\.\.\. \d+ characters truncated \.\.\.\]/);
+    expect(last.messages[0]).toEqual({ role: 'system', content: shortenedNote({ turn: 1, seq: 0, toolResultChars: 1_736 }) });
+    // The transcript keeps the whole output.
+    const transcript = (await berth.api.get(`/v1/sessions/${sid}/messages`)).body.data as any[];
+    expect(transcript.find((m) => m.role === 'tool').content).toHaveLength(13_893);
   });
 
   it("serves the worker's Temporal metrics for Prometheus, and names the variable when it cannot", async () => {

@@ -3,7 +3,7 @@
 // message.created describes the stored row. Deltas queued behind a pending write follow it. The
 // model's context, read step after step, is the transcript in turn order.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildContext, INTERRUPTED_TOOL_RESULT, leftOutNote, shorterContext, WHOLE_TRANSCRIPT } from '../../activities/model/context.ts';
+import { buildContext, INTERRUPTED_TOOL_RESULT, leftOutNote, shortenedNote, shorterContext, WHOLE_TRANSCRIPT } from '../../activities/model/context.ts';
 import { CoalescingWriter, recordMessage } from '../../activities/transcript.ts';
 import { db } from '../../lib/db.ts';
 import { listEvents } from '../../lib/events.ts';
@@ -162,6 +162,36 @@ describe('a context too long for the model', () => {
     const last = await shorterContext(sid, steps!, 2);
     expect(last).toEqual({ turn: 2, seq: 10 });
     expect(await shape(last!)).toEqual([`system Be brief.\n\n${leftOutNote(last!, 3)}`, 'user second', 'assistant', 'tool out4']);
-    expect(await shorterContext(sid, last!, 2)).toBeNull(); // the latest step always stays
+    expect(await shorterContext(sid, last!, 2)).toBeNull(); // the latest step always stays, and out4 is too short to cut
+  });
+
+  it("then halves the latest step's tool results, head and tail kept, down to 500 characters", async () => {
+    const sid = await newSession();
+    const agent = { id: agentId, teamId: t.teamId, name: 'a', model: 'm', systemPrompt: 'Be brief.', tools: [], env: {} };
+    const output = Array.from({ length: 1_000 }, (_, i) => `${i + 1}`).join('\n'); // 3,892 characters
+    await recordMessage({ sessionId: sid, seq: 1, turn: 1, role: 'user', content: 'count' });
+    await recordMessage({ sessionId: sid, seq: 2, turn: 1, role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'bash', arguments: '{}' }, { id: 'c2', name: 'bash', arguments: '{}' }] });
+    await recordMessage({ sessionId: sid, seq: 3, turn: 1, role: 'tool', content: output, toolCallId: 'c1', toolName: 'bash' });
+    await recordMessage({ sessionId: sid, seq: 4, turn: 1, role: 'tool', content: 'short', toolCallId: 'c2', toolName: 'bash' });
+
+    const limits: number[] = [];
+    for (let from = WHOLE_TRANSCRIPT, next = await shorterContext(sid, from, 1); next; from = next, next = await shorterContext(sid, from, 1)) {
+      expect(next).toMatchObject({ turn: 1, seq: 0 });
+      limits.push(next.toolResultChars!);
+      const context = await buildContext(sid, agent as never, undefined, next);
+      expect(context[0]).toEqual({ role: 'system', content: `Be brief.\n\n${shortenedNote(next)}` });
+      const [long, short] = context.filter((m) => m.role === 'tool').map((m) => m.content as string);
+      expect(long!.startsWith('1\n2\n3\n')).toBe(true);
+      expect(long!.endsWith('\n999\n1000')).toBe(true);
+      expect(long).toMatch(/\[\.\.\. \d+ characters truncated \.\.\.\]/);
+      expect(long!.length).toBeLessThan(next.toolResultChars! + 40);
+      expect(short).toBe('short');
+    }
+    expect(limits).toEqual([1_946, 973]); // then 486, under 500: null
+    expect(shortenedNote({ turn: 1, seq: 0, toolResultChars: 500 })).toBe(
+      "[The tool results of turn 1 are cut to 500 characters each, their middle left out: whole, they no longer fit the model's context window.]",
+    );
+    // The transcript keeps the whole result.
+    expect((await buildContext(sid, agent as never)).find((m) => m.role === 'tool')!.content).toBe(output);
   });
 });
