@@ -40,7 +40,8 @@ const CACHED_TRANSCRIPT_BYTES = 64 * 1024 * 1024;
  * later steps, so seq alone is not conversation order). Every assistant tool call is followed by a
  * result, as the OpenAI format requires, even when its turn was cut short: the model is never
  * called while a tool runs, so an unanswered call in the transcript was interrupted. What comes
- * before `from` is left out (a step with its tool results), and the system message says so.
+ * before `from` is left out (a step with its tool results), the tool results of its turn are cut to
+ * `from.toolResultChars` when set, and the system message says so.
  */
 export async function buildContext(sessionId: string, agent: AgentSpec, turnStart?: QueuedMessage, from = WHOLE_TRANSCRIPT): Promise<ChatMessage[]> {
   const all = await transcript.read(sessionId);
@@ -57,8 +58,7 @@ export async function buildContext(sessionId: string, agent: AgentSpec, turnStar
     else if (r.role === 'tool') {
       const cutShort = toolResultChars !== undefined && r.turn === from.turn;
       out.push({ role: 'tool', tool_call_id: r.toolCallId ?? '', content: cutShort ? truncate(r.content, toolResultChars) : r.content });
-    }
-    else {
+    } else {
       const calls = (r.toolCalls as ToolCall[] | null) ?? [];
       out.push({
         role: 'assistant',
