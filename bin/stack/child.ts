@@ -70,9 +70,10 @@ export function spawnLogged(opts: ChildOptions): ChildHandle {
     child.on('exit', (code, signal) => {
       running = false;
       // Whatever the leader leaves behind goes with it: a SIGKILLed tsx would otherwise leave its
-      // node child running next to the restarted one.
+      // node child running next to the restarted one. Exited means all of them are gone, with the
+      // ports they held (the gateway's worker process takes a few ms longer to die than its leader).
       signalGroup('SIGKILL');
-      resolve({ code, signal });
+      void groupGone(pid).then(() => resolve({ code, signal }));
     });
     child.on('error', () => {
       running = false;
@@ -140,4 +141,16 @@ export function startupLog(logPath: string): string {
   const causes = latest.filter((l) => CAUSE.test(l)).slice(0, 5);
   const tail = latest.slice(-TAIL_LINES).filter((l) => !causes.includes(l));
   return [...causes, ...(causes.length && tail.length ? ['…'] : []), ...tail].join('\n');
+}
+
+/** Resolves once no process of the group is left (or after 5 s, to never hang a stop on one). */
+async function groupGone(pgid: number): Promise<void> {
+  for (const deadline = Date.now() + 5_000; Date.now() < deadline; ) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return; // ESRCH: none left
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
