@@ -4,7 +4,8 @@
 #   node --import tsx bin/worker.ts    the Temporal worker
 #   node --import tsx bin/migrate.ts   pending SQL migrations, before web and worker start
 # The vault proxy runs from it too (the sandbox pod's sidecar).
-# Target `litellm` builds the gateway image with the packages bin/setup pins (bin/stack/litellm-requirements.txt).
+# Target `litellm` builds the gateway image with the packages bin/setup pins (bin/stack/litellm-requirements.txt),
+# served by Granian as bin/stack/gateway.ts explains.
 #   docker build -t berth/platform:dev .
 #   docker build --target litellm -t berth/litellm:dev .
 ARG NODE_VERSION=20.20.2
@@ -28,7 +29,7 @@ COPY bin/stack/litellm.yaml /etc/litellm/config.yaml
 ENV LITELLM_TELEMETRY=False LITELLM_LOCAL_MODEL_COST_MAP=True
 USER 10001
 EXPOSE 4000
-CMD ["litellm", "--config", "/etc/litellm/config.yaml", "--host", "0.0.0.0", "--port", "4000"]
+CMD ["litellm", "--config", "/etc/litellm/config.yaml", "--host", "0.0.0.0", "--port", "4000", "--run_granian"]
 
 # The default (last) stage.
 FROM node:${NODE_VERSION}-bookworm-slim AS platform

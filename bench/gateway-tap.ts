@@ -21,7 +21,7 @@ const NOT_FORWARDED = new Set(['host', 'connection', 'keep-alive', 'content-leng
 
 export async function startGatewayTap(gatewayUrl: string, now: () => number) {
   const marks = new Map<string, TapMarks>();
-  // Forwarded with fetch (undici), whose idle sockets close before uvicorn's keep-alive ends, so a
+  // Forwarded with fetch (undici), whose idle sockets close before the gateway's keep-alive ends, so a
   // request never lands on a socket the gateway is closing.
   const forward = async (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse) => {
     const arrived = now();

@@ -49,7 +49,10 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
   const child = spawnLogged({
     name: 'gateway',
     command: LITELLM_BIN,
-    args: ['--config', config.path, '--port', String(opts.port), '--host', '127.0.0.1'],
+    // Granian rather than uvicorn: under load uvicorn let some streams wait several times longer
+    // than the rest (200 clients: p99 14-19 s against p50 2-3 s); Granian serves them in turn (p99
+    // 4-7 s). Its worker process is stopped with the rest of the group when the main one exits.
+    args: ['--config', config.path, '--port', String(opts.port), '--host', '127.0.0.1', '--run_granian'],
     env,
     logPath: opts.logPath ?? path.join(opts.dataDir, 'logs', 'gateway.log'),
   });
