@@ -39,11 +39,15 @@ export function closedSessionSweep(temporal: Client, sandboxes: SandboxProvider,
   return async function sweep() {
     const startedAt = new Date();
     const closed = await closedSince(temporal, taskQueue, lastSweep && new Date(lastSweep.getTime() - VISIBILITY_LAG_MS));
-    const deleted = await db().session.findMany({ where: { status: 'ended', sandboxState: { in: HOLDS_A_SANDBOX } }, select: { id: true } });
-    const ids = [...new Set([...closed, ...retry, ...deleted.map((r) => r.id)])];
-    // One read for all of them, of those not settled already (an earlier sweep may have).
-    const unsettled = ids.length === 0 ? [] : await db().session.findMany({
-      where: { id: { in: ids }, sandboxState: { not: 'removed' }, OR: [{ status: { not: 'failed' } }, { sandboxState: 'running' }] },
+    // One read: of the listed (and retried) sessions those not settled already (an earlier sweep may
+    // have), and every deleted session that still holds a sandbox.
+    const unsettled = await db().session.findMany({
+      where: {
+        OR: [
+          { id: { in: [...closed, ...retry] }, sandboxState: { not: 'removed' }, OR: [{ status: { not: 'failed' } }, { sandboxState: 'running' }] },
+          { status: 'ended', sandboxState: { in: HOLDS_A_SANDBOX } },
+        ],
+      },
       select: { id: true, status: true },
     });
     const result: SweepResult = { settled: [], failed: [] };

@@ -181,10 +181,11 @@ describe('a conversation with tool calls', () => {
     const sid = await berth.newSession(model);
     expect((await berth.api.post(`/v1/sessions/${sid}/messages?wait=true`, { content: 'count' })).body).toMatchObject({ outcome: 'completed', text: 'counted' });
 
-    const results = (await berth.requests(model)).map((r: any) => r.messages.find((m: any) => m.role === 'tool')?.content.length);
+    const requests = await berth.requests(model);
+    const results = requests.map((r: any) => r.messages.find((m: any) => m.role === 'tool')?.content.length);
     // Refused whole, then asked with the result cut to half of it, and half again, until it fits.
     expect(results).toEqual([undefined, 13_893, expect.any(Number), expect.any(Number), expect.any(Number)]);
-    const last = (await berth.requests(model)).at(-1) as any;
+    const last = requests.at(-1) as any;
     const result = last.messages.find((m: any) => m.role === 'tool').content as string;
     expect(result.startsWith('1\n2\n3\n')).toBe(true);
     expect(result.endsWith('2999\n3000\n')).toBe(true);
