@@ -289,6 +289,8 @@ describe('failures', () => {
     const ready = await app.request('/readyz');
     expect(ready.status).toBe(503);
     expect(await ready.json()).toEqual({ status: 'unavailable', checks: { database: 'ok', temporal: 'unreachable' } });
-    await dead.close();
+    // `dead` stays open: /readyz answers at its 2 s limit while the SDK's retry interceptor still holds
+    // a backoff timer for the probe, and that timer throws "Channel has been shut down" on a closed
+    // connection. Open, its last retry fails quietly on the deadline.
   }, 60_000);
 });
