@@ -1,15 +1,19 @@
 // The dashboard end to end in a real browser (Debian's Chromium) against the real stack: sign in,
 // agents, sessions, and a live session whose reply and tool output stream in over SSE; abort,
 // queued messages, and a reload in the middle of a streamed reply. No page logs a console error.
+// The file runs its own Postgres: its lists and overview cover every session of the admin key's team,
+// which other files' sessions (one failed on purpose) would change under it.
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBerth, type Berth } from '../support/berth.ts';
 import { startWeb as spawnWeb } from '../../bin/stack/berth.ts';
 import { freePort } from '../../bin/stack/ports.ts';
+import { ownPostgres, type OwnPostgres } from '../support/own-postgres.ts';
 import { ARTIFACTS, TEST_ADMIN_KEY, testEnv } from '../support/processes.ts';
 import { assertDashboardBuilt, launchBrowser, openPage, PHONE, screenshot, type WatchedPage } from './browser.ts';
 
+let db: OwnPostgres;
 let berth: Berth;
 let browser: Browser;
 let main: WatchedPage;
@@ -17,13 +21,15 @@ const pages: WatchedPage[] = [];
 
 beforeAll(async () => {
   assertDashboardBuilt();
-  [berth, browser] = await Promise.all([startBerth({ name: 'dashboard' }), launchBrowser()]);
+  db = await ownPostgres('dashboard');
+  [berth, browser] = await Promise.all([startBerth({ name: 'dashboard', env: { DATABASE_URL: db.pg.url } }), launchBrowser()]);
   main = await openPage(browser);
   pages.push(main);
 });
 afterAll(async () => {
   await browser?.close();
   await berth?.stop();
+  await db?.remove();
 });
 afterEach(() => {
   for (const p of pages) expect(p.errors, 'console errors').toEqual([]);
@@ -229,7 +235,7 @@ describe('the dashboard', () => {
     const sid = await startSession(page, await createAgent(page, 'Reconnector', model));
 
     // A second web process of our own on a fixed port, so it can die and come back at the same address.
-    const t = testEnv('dashboard-web2');
+    const t = testEnv('dashboard-web2', { DATABASE_URL: db.pg.url });
     const port = await freePort();
     const logPath = path.join(ARTIFACTS, `${t.name}.web.log`);
     let web = await spawnWeb({ env: { ...t.env, PORT: String(port) }, port, logPath });
