@@ -110,7 +110,9 @@ describe('session lifecycle', () => {
     expect(retried.status).toBe(200);
     expect(retried.body).toEqual(first);
     expect(described.status.name).toBe('RUNNING');
-    expect(described.historyLength).toBeLessThan(100);
+    // The workflow checks its history between turns, so a run passes 100 events by up to a turn's own
+    // (about 22 here, more when a workflow task times out under load). All 8 turns in one run: about 180.
+    expect(described.historyLength).toBeLessThan(150);
     const t = (await berth.api.get(`/v1/sessions/${sid}/messages?limit=100`)).body.data as any[];
     expect(t.filter((m) => m.role === 'user')).toHaveLength(8);
     expect(new Set(t.map((m) => m.seq)).size).toBe(t.length);
