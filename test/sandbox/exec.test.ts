@@ -40,7 +40,7 @@ describe('exec', () => {
     expect(r.timedOut).toBe(true);
     expect(r.signal).toBe('SIGKILL');
     expect(r.stdout).toBe('up\n');
-    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(Date.now() - started).toBeLessThan(10_000); // not the sleeps' 300 s
     const check = await run(client, 'for f in gc1.pid gc2.pid; do test -s $f && ! test -e /proc/$(cat $f) && echo gone; done');
     expect(check.stdout).toBe('gone\ngone\n');
   });
