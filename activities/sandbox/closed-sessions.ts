@@ -40,12 +40,14 @@ export function closedSessionSweep(temporal: Client, sandboxes: SandboxProvider,
     const startedAt = new Date();
     const closed = await closedSince(temporal, taskQueue, lastSweep && new Date(lastSweep.getTime() - VISIBILITY_LAG_MS));
     // One read: of the listed (and retried) sessions those not settled already (an earlier sweep may
-    // have), and every deleted session that still holds a sandbox.
+    // have), and every deleted session of this queue that still holds a sandbox.
     const unsettled = await db().session.findMany({
       where: {
         OR: [
           { id: { in: [...closed, ...retry] }, sandboxState: { not: 'removed' }, OR: [{ status: { not: 'failed' } }, { sandboxState: 'running' }] },
-          { status: 'ended', sandboxState: { in: HOLDS_A_SANDBOX } },
+          // The row names the queue (rows from before it did are anyone's): workers of another queue
+          // hold their sandboxes elsewhere, and would mark it removed with its workspace left behind.
+          { status: 'ended', sandboxState: { in: HOLDS_A_SANDBOX }, OR: [{ taskQueue }, { taskQueue: null }] },
         ],
       },
       select: { id: true, status: true },

@@ -61,7 +61,7 @@ export function sessionRoutes({ config, temporal }: ApiDeps) {
       }
       const id = ids('ses');
       const row = await insertOnce(
-        () => db().session.create({ data: { id, teamId, agentId: agent.id } }),
+        () => db().session.create({ data: { id, teamId, agentId: agent.id, taskQueue: config.BERTH_TASK_QUEUE } }),
         () => db().session.findFirst({ where: { id, teamId } }),
       );
       const first = body.message === undefined ? undefined : { content: body.message, updateId };
