@@ -15,6 +15,8 @@ export interface ApiDeps {
   log: Logger;
   /** Who a Bearer key belongs to; default: the admin key (BERTH_ADMIN_API_KEY) for team_default. */
   keyResolvers?: KeyResolver[];
+  /** Aborted when the process starts to shut down: event streams end then (see api/routes/events.ts). */
+  closing?: AbortSignal;
 }
 
 /** Set by the auth middleware: the team the caller acts for. Every query is scoped by it. */

@@ -12,7 +12,7 @@ import { EventBus } from '../lib/events.ts';
 import { createLogger } from '../lib/log.ts';
 import { VaultKeyError, keyringFromEnv } from '../lib/vault.ts';
 
-/** After SIGTERM, open requests (SSE streams, ?wait=true) get this long before their connections are cut. */
+/** After SIGTERM, open requests (?wait=true; event streams end at once) get this long before their connections are cut. */
 const SHUTDOWN_GRACE_MS = 5_000;
 
 const config = loadConfig();
@@ -34,7 +34,8 @@ const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }
 const eventBus = new EventBus(log);
 await eventBus.start();
 
-const app = createApp({ config, temporal, eventBus, log });
+const closing = new AbortController();
+const app = createApp({ config, temporal, eventBus, log, closing: closing.signal });
 await mountDashboard(app, log);
 
 // Now and every hour (every web process may run them): idempotency keys past their time are deleted,
@@ -62,9 +63,14 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     log.info('shutting down', { signal: sig });
     clearInterval(sweeper);
+    closing.abort();
     const cut = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    // A connection whose request ends meanwhile (an event stream, a ?wait=true answer) is closed once
+    // idle, rather than when the client's keep-alive gives up on it (undici: after 4 s).
+    const idle = setInterval(() => server.closeIdleConnections(), 50);
     server.close(() => {
       clearTimeout(cut);
+      clearInterval(idle);
       void Promise.allSettled([eventBus.stop(), connection.close(), closeDb()]).then(() => {
         log.info('web stopped');
         process.exit(0);

@@ -30,7 +30,7 @@ const stream = route({
   },
 });
 
-export function eventRoutes({ eventBus, log }: ApiDeps) {
+export function eventRoutes({ eventBus, log, closing }: ApiDeps) {
   const app = createRouter();
 
   app.openapi(stream, async (c) => {
@@ -42,11 +42,13 @@ export function eventRoutes({ eventBus, log }: ApiDeps) {
     const replayOnly = isClosed(await findSession(c.var.teamId, id));
 
     return streamSSE(c, async (sse) => {
-      const gone = new AbortController();
-      sse.onAbort(() => gone.abort());
-      c.req.raw.signal.addEventListener('abort', () => gone.abort(), { once: true });
+      const left = new AbortController();
+      sse.onAbort(() => left.abort());
+      // A shutting-down process ends its streams at once, cleanly: the client resumes with Last-Event-ID
+      // (at another web process) instead of hanging on until the shutdown's grace cuts the connection.
+      const gone = AbortSignal.any([left.signal, c.req.raw.signal, ...(closing ? [closing] : [])]);
       try {
-        for await (const batch of followEvents(eventBus, id, after, gone.signal, KEEP_ALIVE_MS, replayOnly)) {
+        for await (const batch of followEvents(eventBus, id, after, gone, KEEP_ALIVE_MS, replayOnly)) {
           if (batch.length === 0) await sse.write(': keep-alive\n\n');
           for (const e of batch) {
             await sse.writeSSE({ id: String(e.seq), event: e.type, data: JSON.stringify(e.data) });
@@ -54,7 +56,7 @@ export function eventRoutes({ eventBus, log }: ApiDeps) {
           }
         }
       } catch (err) {
-        if (!gone.signal.aborted) log.warn('event stream failed', { sessionId: id, err });
+        if (!gone.aborted) log.warn('event stream failed', { sessionId: id, err });
       }
     });
   });

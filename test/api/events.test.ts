@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { db } from '../../lib/db.ts';
 import { appendEvents } from '../../lib/events.ts';
 import type { NewSessionEvent } from '../../lib/types.ts';
+import { apiClient } from '../support/api-client.ts';
+import { TEST_ADMIN_KEY, startWeb, testEnv } from '../support/processes.ts';
 import { startApi, type TestApi } from './harness.ts';
 
 let t: TestApi;
@@ -25,7 +27,7 @@ interface Frame {
 }
 
 /** A raw SSE connection: parsed events, comment lines, and whether the server closed it. */
-function connect(sessionId: string, opts: { lastEventId?: number; query?: string } = {}) {
+function connect(sessionId: string, opts: { lastEventId?: number; query?: string; url?: string; key?: string } = {}) {
   const ctrl = new AbortController();
   const events: Frame[] = [];
   const comments: string[] = [];
@@ -38,8 +40,8 @@ function connect(sessionId: string, opts: { lastEventId?: number; query?: string
     ws.forEach((w) => w());
   };
   const reading = (async () => {
-    const res = await fetch(`${t.url}/v1/sessions/${sessionId}/events${opts.query ?? ''}`, {
-      headers: { authorization: `Bearer ${t.key}`, ...(opts.lastEventId !== undefined ? { 'last-event-id': String(opts.lastEventId) } : {}) },
+    const res = await fetch(`${opts.url ?? t.url}/v1/sessions/${sessionId}/events${opts.query ?? ''}`, {
+      headers: { authorization: `Bearer ${opts.key ?? t.key}`, ...(opts.lastEventId !== undefined ? { 'last-event-id': String(opts.lastEventId) } : {}) },
       signal: ctrl.signal,
     });
     if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
@@ -228,6 +230,32 @@ describe('GET /v1/sessions/:id/events', () => {
     const stream = connect(sid, { lastEventId: 1 });
     await stream.closedByServer();
     expect(ids(stream.events)).toEqual([2, 3]);
+  });
+
+  it('ends its streams cleanly when its web process is told to stop, so clients resume elsewhere at once', async () => {
+    // A web process of its own (this file's API runs in the test's process), with the admin key.
+    const web = await startWeb(testEnv('events-web'));
+    try {
+      const admin = apiClient(web.url, TEST_ADMIN_KEY);
+      const agent = (await admin.post('/v1/agents', { name: 'events-web', model: 'm' })).body.id;
+      const sid = (await admin.post('/v1/sessions', { agent_id: agent })).body.id;
+      await appendEvents(sid, [ev('s1', 'session.status', { status: 'active', sandbox: 'none' })]);
+      const stream = connect(sid, { url: web.url, key: TEST_ADMIN_KEY });
+      await stream.receive(1);
+      const stopAt = Date.now();
+      const stopping = web.stop(); // SIGTERM: the stream ends now, not when the grace cuts the connection
+      await stream.closedByServer(); // a cut connection would fail the read ('terminated')
+      await stopping;
+      // Nor does the process wait out its 5 s grace for the stream, or for the client to drop its connection.
+      expect(Date.now() - stopAt).toBeLessThan(3_000);
+      await appendEvents(sid, [ev('s2', 'session.status', { status: 'active', sandbox: 'running' })]);
+      const resumed = connect(sid, { lastEventId: stream.events.at(-1)!.id, url: t.url, key: TEST_ADMIN_KEY });
+      await resumed.receive(1);
+      expect(ids(resumed.events)).toEqual([2]);
+      await resumed.close();
+    } finally {
+      await web.stop();
+    }
   });
 
   it('sends a keep-alive comment every 15 s while nothing happens', async () => {
