@@ -2,6 +2,7 @@
 // whose workers (here: a sweep and a sandbox provider each) keep their sandboxes in data dirs of
 // their own, as workers on two hosts do. Real Postgres, Temporal server and sandboxes.
 import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { closedSessionSweep } from '../../activities/sandbox/closed-sessions.ts';
@@ -52,7 +53,7 @@ describe('the closed-session sweep', () => {
     // workflow Temporal does not know (never started here; after retention it is the same answer).
     const sid = newId('ses');
     await a.sandboxes.ensure({ sessionId: sid, env: {} });
-    writeFileSync(sandboxPaths(a.env.dataDir, sid).workspace + '/notes.txt', 'kept until deleted');
+    writeFileSync(path.join(sandboxPaths(a.env.dataDir, sid).workspace, 'notes.txt'), 'kept until deleted');
     await a.sandboxes.hibernate(sid);
     await db().session.create({
       data: { id: sid, teamId: ids.team, agentId: ids.agent, taskQueue: a.env.taskQueue, status: 'ended', sandboxState: 'hibernated' },
