@@ -61,8 +61,9 @@ async function startSession(page: Page, agentId: string): Promise<string> {
 // alone is not enough, it changes before React commits the new list. Each click waits for its navigation
 // to land: a click while one is loading interrupts it, and Remix logs the aborted response as an error.
 async function showStatus(page: Page, tab: string): Promise<void> {
-  await page.getByRole('navigation', { name: 'Filter by status' }).getByRole('link', { name: tab, exact: true }).click();
-  await page.locator('nav[aria-label="Filter by status"] a[aria-current="page"]', { hasText: new RegExp(`^${tab}$`) }).waitFor();
+  const tabs = page.getByRole('navigation', { name: 'Filter by status' });
+  await tabs.getByRole('link', { name: tab, exact: true }).click();
+  await tabs.locator('a[aria-current="page"]', { hasText: new RegExp(`^${tab}$`) }).waitFor();
 }
 
 async function send(page: Page, text: string): Promise<void> {
